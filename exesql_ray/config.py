@@ -1,0 +1,191 @@
+"""One typed config tree, loaded from YAML with `key.sub=value` overrides.
+
+Plain data (nanoGPT style): every stage reads its section; nothing else holds settings.
+Strings may use `${VAR}` or `${VAR:-default}` to take values from the environment, so the
+DSNs written by scripts/dbs.sh reach the config without being copied into it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from exesql_ray.errors import UserError
+
+DEFAULT_DATA_ROOT = "../shared/data"
+ENGINES = ("sqlite", "duckdb", "postgres", "mysql", "oracle")
+EngineName = Literal["sqlite", "duckdb", "postgres", "mysql", "oracle"]
+DatasetName = Literal[
+    "synth", "spider", "spider_syn", "spider_realistic", "spider_dk", "dr_spider", "bird", "wikisql"
+]
+
+
+class Section(BaseModel):
+    # extra="forbid": a misspelt key is an error naming the key, never silently ignored.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    dataset: DatasetName = "synth"
+    # Dataset folder. Relative paths are taken from the directory the command runs in.
+    path: str = "runs/synth_data"
+    train_split: str = "train"
+    eval_splits: list[str] = Field(default_factory=lambda: ["dev"])
+    # Keep only the first N examples of each split (None: all). For quick runs.
+    limit: int | None = Field(default=None, ge=1)
+    # Only for dataset=synth: the seed `data synth` builds the dataset with.
+    synth_seed: int = 0
+
+
+class ServerConfig(Section):
+    """How to reach one database server: the SELECT-only login and the admin login."""
+
+    dsn: str | None = None
+    admin_dsn: str | None = None
+    max_connections: int = Field(default=8, ge=1)
+
+    @field_validator("dsn", "admin_dsn")
+    @classmethod
+    def _empty_is_unset(cls, v: str | None) -> str | None:
+        return v or None
+
+
+class EnginesConfig(Section):
+    targets: list[EngineName] = Field(default_factory=lambda: ["duckdb"])
+    postgres: ServerConfig = Field(
+        default_factory=lambda: ServerConfig(dsn="${EXESQL_PG_DSN:-}", admin_dsn="${EXESQL_PG_ADMIN_DSN:-}")
+    )
+    mysql: ServerConfig = Field(
+        default_factory=lambda: ServerConfig(dsn="${EXESQL_MYSQL_DSN:-}", admin_dsn="${EXESQL_MYSQL_ADMIN_DSN:-}")
+    )
+    oracle: ServerConfig = Field(
+        default_factory=lambda: ServerConfig(dsn="${EXESQL_ORACLE_DSN:-}", admin_dsn="${EXESQL_ORACLE_ADMIN_DSN:-}")
+    )
+
+
+class ExecutionConfig(Section):
+    timeout_s: float = Field(default=10.0, gt=0)
+    max_rows: int = Field(default=10_000, ge=1)
+
+
+class CompareConfig(Section):
+    """Spider test-suite semantics by default; printed in every report."""
+
+    rows: Literal["bag", "set"] = "bag"
+    # auto: order matters only when the gold query has ORDER BY.
+    order: Literal["auto", "ignore", "strict"] = "auto"
+    column_order: bool = True
+    float_tol: float = Field(default=1e-6, ge=0)
+
+
+class Config(Section):
+    run_dir: str = "runs/default"
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    engines: EnginesConfig = Field(default_factory=EnginesConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    compare: CompareConfig = Field(default_factory=CompareConfig)
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any, where: str = "") -> Any:
+    """Replace ${VAR} / ${VAR:-default} in every string; an unset VAR without default is an error."""
+    if isinstance(value, dict):
+        return {k: expand_env(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def sub(m: re.Match) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise UserError(f"config key '{where}': environment variable {name} is not set")
+
+    return _ENV_REF.sub(sub, value)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise UserError(f"override '{text}': expected key.sub=value")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise UserError(f"override '{text}': empty key part")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def _set_path(tree: dict, parts: list[str], value: Any, source: str) -> None:
+    node = tree
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UserError(f"{source}: '{'.'.join(parts[: i + 1])}' is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _merge(base: Any, top: Any) -> Any:
+    if isinstance(base, dict) and isinstance(top, dict):
+        return {**base, **{k: _merge(base.get(k), v) for k, v in top.items()}}
+    return top
+
+
+def _format_errors(err: ValidationError) -> str:
+    msgs = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            msgs.append(f"'{key}': unknown key")
+        else:
+            msgs.append(f"'{key}': {e['msg']} (got {e.get('input')!r})")
+    return "; ".join(msgs)
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a YAML config (or the defaults when path is None) and apply overrides in order."""
+    source = str(path) if path else "<defaults>"
+    raw: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise UserError(f"config file {p}: not valid YAML{at}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise UserError(f"config file {p}: top level must be a mapping of sections")
+        raw = loaded
+    for ov in overrides:
+        parts, value = parse_override(ov)
+        _set_path(raw, parts, value, f"override '{ov}'")
+    # Merge onto the defaults first so that their ${VAR} references are expanded too.
+    raw = expand_env(_merge(Config.model_construct().model_dump(mode="json"), raw))
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        where = f"config {source}" + (f" with overrides {list(overrides)}" if overrides else "")
+        raise UserError(f"{where}: {_format_errors(e)}") from None
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
