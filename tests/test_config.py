@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_cli
+from exesql_ray.config import Config, load_config
+from exesql_ray.errors import UserError
+
+
+def test_quickstart_validates():
+    cfg = load_config(ROOT / "configs" / "quickstart.yaml")
+    assert isinstance(cfg, Config)
+    assert cfg.data.dataset == "synth"
+    assert set(cfg.engines.targets) == {"duckdb", "postgres", "mysql"}
+
+
+def test_overrides_apply_in_order_and_are_typed():
+    cfg = load_config(ROOT / "configs" / "quickstart.yaml",
+                      ["execution.timeout_s=2.5", "data.eval_splits=[dev, train]", "execution.timeout_s=3"])
+    assert cfg.execution.timeout_s == 3.0
+    assert cfg.data.eval_splits == ["dev", "train"]
+
+
+def test_unknown_key_in_file_names_key_and_file(tmp_path: Path):
+    f = tmp_path / "c.yaml"
+    f.write_text("data:\n  datset: spider\n")
+    with pytest.raises(UserError) as e:
+        load_config(f)
+    assert "data.datset" in str(e.value) and str(f) in str(e.value) and "unknown key" in str(e.value)
+
+
+def test_unknown_override_key_and_bad_value():
+    with pytest.raises(UserError, match=r"'engines\.postgres\.dns': unknown key"):
+        load_config(None, ["engines.postgres.dns=x"])
+    with pytest.raises(UserError, match=r"'execution\.max_rows'"):
+        load_config(None, ["execution.max_rows=-1"])
+    with pytest.raises(UserError, match=r"'engines\.targets\.0'"):
+        load_config(None, ["engines.targets=[sqlserver]"])
+    with pytest.raises(UserError, match="expected key.sub=value"):
+        load_config(None, ["execution.timeout_s"])
+
+
+def test_env_references(monkeypatch):
+    monkeypatch.setenv("EXESQL_PG_DSN", "host=/tmp port=1 user=r dbname=x")
+    cfg = load_config(None)
+    assert cfg.engines.postgres.dsn == "host=/tmp port=1 user=r dbname=x"
+    monkeypatch.delenv("EXESQL_PG_DSN")
+    assert load_config(None).engines.postgres.dsn is None
+    with pytest.raises(UserError, match="NO_SUCH_VAR_X is not set"):
+        load_config(None, ["run_dir=${NO_SUCH_VAR_X}"])
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path: Path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("data:\n  dataset: [spider\n")
+    with pytest.raises(UserError, match=rf"{f}: not valid YAML at line \d+"):
+        load_config(f)
+
+
+def test_cli_config_errors_are_one_line_exit_2(tmp_path: Path):
+    r = run_cli("config", "show", "--config", str(tmp_path / "nope.yaml"))
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "config file not found" in r.stderr
+    r = run_cli("config", "show", "--config", "configs/quickstart.yaml", "compare.rows=sets")
+    assert r.returncode == 2 and "compare.rows" in r.stderr and "quickstart.yaml" in r.stderr
