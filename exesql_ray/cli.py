@@ -60,6 +60,92 @@ def cmd_data_synth(args) -> int:
     return 0
 
 
+def _config(args):
+    from exesql_ray.config import load_config
+
+    return load_config(getattr(args, "config", None), getattr(args, "overrides", None) or ())
+
+
+def cmd_db_migrate(args) -> int:
+    import dataclasses
+    import time
+
+    from exesql_ray.data import load_dataset
+    from exesql_ray.engines.migrate import migrate_dbs, open_target
+
+    cfg = _config(args)
+    ds = load_dataset(args.dataset, args.path, None, args.db_root)
+    dbs = {}
+    for root in ds.db_roots:
+        for d in sorted(root.iterdir()):
+            for suf in (".sqlite", ".db"):
+                if (d / f"{d.name}{suf}").is_file():
+                    dbs.setdefault(d.name, str(d / f"{d.name}{suf}"))
+                    break
+    if args.db:
+        unknown = sorted(set(args.db) - set(dbs))
+        if unknown:
+            raise UserError(f"--db {unknown[0]!r}: no such database under {', '.join(map(str, ds.db_roots))}")
+        dbs = {k: v for k, v in dbs.items() if k in set(args.db)}
+    target = open_target(args.engine, cfg, args.duckdb_root)
+    t0 = time.perf_counter()
+
+    def show(r):
+        if r.status == "failed" or r.mismatches:
+            print(f"  {r.db_id}: {r.status} {r.error or ''} {'; '.join(r.mismatches)}", file=sys.stderr)
+
+    try:
+        results = migrate_dbs(target, dbs, force=args.force, progress=show)
+    finally:
+        target.close()
+    seconds = time.perf_counter() - t0
+    by = {s: sum(r.status == s for r in results) for s in ("migrated", "skipped", "failed")}
+    verified = sum(r.verified for r in results)
+    report = {"engine": args.engine, "dataset": args.dataset, "dbs": len(results), **by, "verified": verified,
+              "tables": sum(r.tables for r in results), "rows": sum(r.rows for r in results),
+              "keys_dropped": sum(len(r.keys_dropped) for r in results), "seconds": round(seconds, 2),
+              "results": [dataclasses.asdict(r) for r in results]}
+    out = Path(cfg.run_dir) / "migrate" / f"{args.engine}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"migrate {args.dataset} → {args.engine}: {len(results)} DBs ({by['migrated']} migrated, "
+          f"{by['skipped']} already there, {by['failed']} failed), {verified} verified (row counts + checksums), "
+          f"{report['tables']} tables, {report['rows']} rows, {report['keys_dropped']} keys not kept, "
+          f"{seconds:.1f} s; report {out}")
+    return 0 if verified == len(results) else 1
+
+
+def cmd_execute(args) -> int:
+    from exesql_ray.compare import CompareOptions
+    from exesql_ray.engines import open_engine
+    from exesql_ray.executor import Executor
+    from exesql_ray.io import read_rows, write_records
+
+    cfg = _config(args)
+    if args.timeout_s is not None:
+        cfg.execution.timeout_s = args.timeout_s
+    if args.max_rows is not None:
+        cfg.execution.max_rows = args.max_rows
+    rows = read_rows(args.input)
+    engine = open_engine(args.engine, cfg, db_root=args.db_root, dsn=args.dsn)
+    try:
+        ex = Executor(engine, cache=not args.no_cache, compare=CompareOptions.from_config(cfg.compare),
+                      workers=args.workers)
+        from tqdm import tqdm
+
+        with tqdm(total=len(rows), unit="q", disable=None if len(rows) > 200 else True, file=sys.stderr) as bar:
+            records = ex.run(rows, progress=bar.update)
+    finally:
+        engine.close()
+    write_records(records, args.output)
+    st = ex.stats.as_dict()
+    matched = [r["match"] for r in records if r["match"] is not None]
+    print(f"executed {len(records)} rows on {args.engine}: " + ", ".join(f"{k} {v}" for k, v in sorted(st["by_status"].items()))
+          + (f"; match {sum(matched)}/{len(matched)}" if matched else "")
+          + (f"; cache hits {st['cache_hits']}" if not args.no_cache else "") + f" → {args.output}")
+    return 0
+
+
 def cmd_config_show(args) -> int:
     from exesql_ray.config import dump_config, load_config
 
@@ -88,6 +174,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-template", type=int, default=4, help="questions per template (a quarter go to dev)")
     p.add_argument("--force", action="store_true", help="replace --out if it holds something else")
     p.set_defaults(func=cmd_data_synth)
+
+    db = sub.add_parser("db", help="database migration")
+    dbsub = db.add_subparsers(dest="db_command", required=True)
+    p = dbsub.add_parser("migrate", help="copy a dataset's SQLite DBs into an engine, verified")
+    _add_dataset_args(p)
+    p.add_argument("--engine", required=True, choices=["postgres", "mysql", "duckdb", "oracle"])
+    p.add_argument("--config", help="YAML config (DSNs, run_dir); default: built-in defaults + environment")
+    p.add_argument("--db", action="append", help="only this db_id (repeatable)")
+    p.add_argument("--duckdb-root", help="where DuckDB files go (default: <run_dir>/duckdb)")
+    p.add_argument("--force", action="store_true", help="reload even DBs already there")
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    p.set_defaults(func=cmd_db_migrate)
+
+    p = sub.add_parser("execute", help="execute (id, db_id, sql[, gold_sql]) rows on one engine")
+    p.add_argument("--engine", required=True, choices=["sqlite", "duckdb", "postgres", "mysql", "oracle"])
+    p.add_argument("--db-root", help="sqlite: Spider-style database/ folder; duckdb: folder of <db_id>.duckdb")
+    p.add_argument("--dsn", help="server engines: the SELECT-only login (default: from the config)")
+    p.add_argument("--input", required=True, help=".jsonl or .parquet with id, db_id, sql[, gold_sql]")
+    p.add_argument("--output", required=True, help=".jsonl or .parquet of execution records")
+    p.add_argument("--timeout-s", type=float)
+    p.add_argument("--max-rows", type=int)
+    p.add_argument("--workers", type=int, default=1, help="threads issuing queries")
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--config", help="YAML config")
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    p.set_defaults(func=cmd_execute)
 
     cfg = sub.add_parser("config", help="validate and print a config")
     csub = cfg.add_subparsers(dest="config_command", required=True)

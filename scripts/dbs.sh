@@ -75,11 +75,20 @@ END \$\$;
 ALTER ROLE $READER PASSWORD '$READER_PW';
 ALTER ROLE $READER SET default_transaction_read_only = on;
 ALTER ROLE $READER SET statement_timeout = '30s';
+ALTER ROLE $READER SET work_mem = '64MB';
+ALTER ROLE $READER SET temp_file_limit = '2GB';
 REVOKE ALL ON DATABASE exesql FROM PUBLIC;
 GRANT CONNECT ON DATABASE exesql TO $READER;
 SQL
   psql_admin -d exesql <<SQL
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+-- Functions whose effects outlive a query or reach other sessions: not for the reader.
+REVOKE EXECUTE ON FUNCTION set_config(text, text, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_advisory_lock(bigint), pg_advisory_lock(integer, integer),
+  pg_advisory_lock_shared(bigint), pg_advisory_lock_shared(integer, integer),
+  pg_try_advisory_lock(bigint), pg_try_advisory_lock(integer, integer),
+  pg_try_advisory_lock_shared(bigint), pg_try_advisory_lock_shared(integer, integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_cancel_backend(integer), pg_terminate_backend(integer, bigint) FROM PUBLIC;
 CREATE SCHEMA IF NOT EXISTS exesql_check;
 CREATE TABLE IF NOT EXISTS exesql_check.canary (id int PRIMARY KEY, note text);
 INSERT INTO exesql_check.canary VALUES (1, 'the reader may read this') ON CONFLICT DO NOTHING;

@@ -1,0 +1,187 @@
+"""MySQL and MariaDB (MariaDB stands in for MySQL here): one database per db_id.
+
+mysqlclient has no pool of its own; the minimal one below is a LIFO queue of connections
+(that is all this engine needs: no per-connection state beyond the current DB, which is
+tracked). Per connection, once: `multi_statements` off (the driver's guard), autocommit, and
+the server-side timeout — MariaDB's `max_statement_time` (seconds) or MySQL 8's
+`max_execution_time` (ms, SELECT only). Rows stream through an unbuffered cursor; a capped
+result closes its connection rather than read the rest.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from urllib.parse import parse_qs, unquote, urlparse
+
+import MySQLdb
+import MySQLdb.cursors
+
+from exesql_ray.engines.base import Engine, InfraError, Limits, QueryTimeout
+from exesql_ray.engines.postgres import hide_password
+from exesql_ray.errors import UserError
+
+# MySQL client error codes for a lost or absent server.
+_INFRA_CODES = {2002, 2003, 2005, 2006, 2013, 2055, 1040, 1053, 1927}
+_TIMEOUT_CODES = {1969, 3024, 1317}  # MariaDB max_statement_time, MySQL max_execution_time, interrupted
+
+
+def parse_mysql_dsn(dsn: str) -> dict:
+    """mysql://user:password@host:port/?unix_socket=/path → MySQLdb.connect keyword arguments."""
+    u = urlparse(dsn)
+    if u.scheme not in ("mysql", "mariadb"):
+        raise UserError(f"mysql DSN must look like mysql://user:pw@host:port/ (got {hide_password(dsn)})")
+    kw = {"user": unquote(u.username or ""), "password": unquote(u.password or "")}
+    q = parse_qs(u.query)
+    if "unix_socket" in q:
+        kw["unix_socket"] = q["unix_socket"][0]
+    else:
+        kw["host"] = u.hostname or "127.0.0.1"
+        kw["port"] = u.port or 3306
+    return kw
+
+
+class MySQLEngine(Engine):
+    name = "mysql"
+    dialect = "mysql"
+    db_case = "lower"
+    error_classes = (
+        (r"^1064\b", "syntax"),
+        (r"^1146\b", "unknown_table"),
+        (r"^1054\b", "unknown_column"),
+        (r"^(1305|1582|1583|1630)\b", "unknown_function"),
+        (r"^1052\b", "ambiguous"),
+        (r"^(1055|1056|1140|1111|1463)\b", "group_by"),
+        (r"^1365\b", "division"),
+        (r"^(1292|1366|1267|1271|1270|3780)\b", "type_mismatch"),
+        (r"^(1142|1044|1045|1227|1290|1143|1370)\b", "permission"),
+        (r"^(1114|1038|1041|3170)\b", "resource"),
+    )
+    denied_functions = frozenset({"get_lock", "release_lock", "release_all_locks", "load_file",
+                                  "master_pos_wait", "master_gtid_wait", "source_pos_wait"})
+
+    def __init__(self, dsn: str, limits: Limits = Limits(), max_connections: int = 8, connect_timeout_s: float = 5.0):
+        super().__init__(limits)
+        if not dsn:
+            raise UserError("mysql: no DSN configured (engines.mysql.dsn; scripts/dbs.sh writes EXESQL_MYSQL_DSN)")
+        self.dsn = dsn
+        self._kw = parse_mysql_dsn(dsn)
+        self._connect_timeout = int(max(connect_timeout_s, 1))
+        self._idle: queue.LifoQueue = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._max = max_connections
+        self._dbs = None
+        self.flavor = None
+        try:
+            self._release(self._connect())
+        except MySQLdb.OperationalError as e:
+            raise UserError(f"mysql: cannot connect to {hide_password(dsn)}: {e.args[-1]}") from None
+
+    def _connect(self):
+        conn = MySQLdb.connect(**self._kw, charset="utf8mb4", autocommit=True, multi_statements=False,
+                               connect_timeout=self._connect_timeout, local_infile=False)
+        cur = conn.cursor()
+        cur.execute("SELECT VERSION()")
+        version = cur.fetchone()[0]
+        self.flavor = "mariadb" if "MariaDB" in version else "mysql"
+        if self.flavor == "mariadb":
+            cur.execute(f"SET SESSION max_statement_time = {self.limits.timeout_s:.3f}")
+        else:
+            cur.execute(f"SET SESSION max_execution_time = {int(self.limits.timeout_s * 1000)}")
+        cur.close()
+        conn._exesql_db = None
+        return conn
+
+    def _acquire(self):
+        if not self._slots.acquire(timeout=30):
+            raise InfraError("mysql: no free connection in 30 s")
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            try:
+                return self._connect()
+            except MySQLdb.OperationalError as e:
+                self._slots.release()
+                raise InfraError(f"mysql: {e}") from e
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _release(self, conn, broken: bool = False) -> None:
+        if broken:
+            try:
+                conn.close()
+            except Exception:
+                pass
+        else:
+            self._idle.put(conn)
+        try:
+            self._slots.release()
+        except ValueError:
+            pass
+
+    def db_ids(self) -> list[str]:
+        if self._dbs is None:
+            conn = self._acquire()
+            try:
+                cur = conn.cursor()
+                cur.execute("SHOW DATABASES")
+                self._dbs = [r[0] for r in cur.fetchall()
+                             if r[0] not in ("information_schema", "performance_schema", "mysql", "sys", "exesql_check")]
+            finally:
+                self._release(conn)
+        return list(self._dbs)
+
+    def _run(self, db_id: str, sql: str):
+        cap = self.limits.max_rows
+        conn = self._acquire()
+        broken = fetching = False
+        try:
+            db = self.db_name(db_id)
+            if conn._exesql_db != db:
+                conn.select_db(db)
+                conn._exesql_db = db
+            cur = MySQLdb.cursors.SSCursor(conn)
+            cur.execute(sql)
+            fetching = True
+            cols = [d[0] for d in cur.description or ()]
+            rows = list(cur.fetchmany(cap + 1))
+            if len(rows) > cap:
+                broken = True  # the rest would have to be read to reuse it; close instead
+            else:
+                cur.close()
+            return cols, rows[:cap], len(rows) > cap
+        except MySQLdb.OperationalError as e:
+            code = e.args[0] if e.args else 0
+            if code in _TIMEOUT_CODES:
+                raise QueryTimeout() from e
+            if code in _INFRA_CODES:
+                broken = True
+                raise InfraError(f"mysql: {e}") from e
+            raise
+        except MySQLdb.Error:
+            # An error while rows stream can leave unread packets: do not reuse that connection.
+            broken = broken or fetching
+            raise
+        finally:
+            self._release(conn, broken)
+
+    def _error_text(self, exc) -> str:
+        if isinstance(exc, MySQLdb.Error) and len(exc.args) >= 2:
+            return f"{exc.args[0]}: {exc.args[1]}"
+        return str(exc)
+
+    def _is_rejection(self, exc) -> bool:
+        return bool(isinstance(exc, MySQLdb.Error) and exc.args and exc.args[0] in (1142, 1044, 1227, 1290, 1143, 1370))
+
+    def reset(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                break
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        self.reset()

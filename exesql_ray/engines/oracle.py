@@ -1,0 +1,125 @@
+"""Oracle, on python-oracledb in thin mode (no Instant Client). NOT RUN against a live server
+on our machines (none can run here): tests cover what needs no server and run the rest only
+when EXESQL_ORACLE_DSN is set.
+
+One schema (user) per db_id, upper-case names as Oracle folds unquoted identifiers. Pool from
+`oracledb.create_pool`; per connection `call_timeout` bounds every round trip; per query
+`ALTER SESSION SET CURRENT_SCHEMA` only when the DB changes; rows fetched with `fetchmany`
+up to the cap (the row cap needs no `FETCH FIRST` rewrite, which would change the query).
+"""
+
+from __future__ import annotations
+
+import re
+
+from exesql_ray.engines.base import Engine, InfraError, Limits, QueryTimeout
+from exesql_ray.engines.postgres import hide_password
+from exesql_ray.errors import UserError
+
+_INFRA = re.compile(r"DPY-(4011|6005|4024|1001)|DPI-1080|ORA-(03113|03114|03135|12514|12541|12170|01033|01034|01089)")
+_TIMEOUT = re.compile(r"DPY-4024|DPI-1067|ORA-01013")
+
+
+def parse_oracle_dsn(dsn: str) -> dict:
+    """user/password@host:port/service (EZConnect) → create_pool keyword arguments."""
+    m = re.match(r"^(?P<user>[^/@]+)/(?P<password>[^@]*)@(?P<dsn>.+)$", dsn or "")
+    if not m:
+        raise UserError(f"oracle DSN must look like user/password@host:port/service (got {hide_password(dsn or '')})")
+    return m.groupdict()
+
+
+def oracle_ident(name: str) -> str:
+    """Oracle's name for a db_id/table/column: upper case, quoted when it is not a plain word."""
+    up = name.upper()
+    if re.fullmatch(r"[A-Z][A-Z0-9_$#]{0,127}", up):
+        return up
+    return '"' + up.replace('"', '""') + '"'
+
+
+class OracleEngine(Engine):
+    name = "oracle"
+    dialect = "oracle"
+    db_case = "upper"
+    error_classes = (
+        (r"ORA-(00900|00933|00923|00936|00907|00905|00920|00921|00928|01756|00911)\b", "syntax"),
+        (r"ORA-00942\b", "unknown_table"),
+        (r"ORA-00904\b", "unknown_column"),
+        (r"ORA-(00918|00960)\b", "ambiguous"),
+        (r"ORA-(00979|00937|00934|00935)\b", "group_by"),
+        (r"ORA-01476\b", "division"),
+        (r"ORA-(01722|00932|01858|01861|01843|01830|01841|00902)\b", "type_mismatch"),
+        (r"ORA-(01031|01950|01552|16000)\b", "permission"),
+        (r"ORA-(01652|04030|04031|30036)\b", "resource"),
+    )
+    denied_functions = frozenset({"dbms_lock", "dbms_session", "utl_file", "utl_http", "dbms_pipe", "dbms_alert"})
+
+    def __init__(self, dsn: str, limits: Limits = Limits(), max_connections: int = 8):
+        super().__init__(limits)
+        import oracledb
+
+        self._oracledb = oracledb
+        kw = parse_oracle_dsn(dsn)
+        self.dsn = dsn
+        try:
+            self.pool = oracledb.create_pool(user=kw["user"], password=kw["password"], dsn=kw["dsn"],
+                                             min=1, max=max_connections, increment=1, getmode=oracledb.POOL_GETMODE_WAIT,
+                                             wait_timeout=30_000)
+            with self.pool.acquire() as conn:
+                conn.ping()
+        except oracledb.Error as e:
+            raise UserError(f"oracle: cannot connect to {hide_password(dsn)}: {str(e).splitlines()[0]}") from None
+        self._dbs = None
+
+    def db_ids(self) -> list[str]:
+        if self._dbs is None:
+            with self.pool.acquire() as conn:
+                cur = conn.cursor()
+                cur.execute("SELECT DISTINCT owner FROM all_tables WHERE owner NOT IN "
+                            "('SYS','SYSTEM','XDB','MDSYS','CTXSYS','ORDSYS','OUTLN','DBSNMP','APPQOSSYS','WMSYS','OJVMSYS',"
+                            "'LBACSYS','OLAPSYS','DVSYS','AUDSYS','GSMADMIN_INTERNAL','DBSFWUSER','ORDDATA') ORDER BY 1")
+                self._dbs = [r[0].lower() for r in cur.fetchall()]
+        return list(self._dbs)
+
+    def _run(self, db_id: str, sql: str):
+        oracledb = self._oracledb
+        cap = self.limits.max_rows
+        try:
+            with self.pool.acquire() as conn:
+                conn.call_timeout = int(self.limits.timeout_s * 1000)
+                schema = oracle_ident(db_id)
+                if getattr(conn, "_exesql_schema", None) != schema:
+                    conn.cursor().execute(f"ALTER SESSION SET CURRENT_SCHEMA = {schema}")
+                    conn._exesql_schema = schema
+                cur = conn.cursor()
+                cur.arraysize = min(cap + 1, 1000)
+                cur.execute(sql.rstrip().rstrip(";"))
+                cols = [d[0] for d in cur.description or ()]
+                rows = []
+                while len(rows) <= cap:
+                    chunk = cur.fetchmany(min(1000, cap + 1 - len(rows)))
+                    if not chunk:
+                        break
+                    rows.extend(chunk)
+                rows = [tuple(_read_lob(v) for v in r) for r in rows]
+                conn.rollback()
+        except oracledb.Error as e:
+            text = str(e)
+            if _TIMEOUT.search(text):
+                raise QueryTimeout() from e
+            if _INFRA.search(text):
+                raise InfraError(f"oracle: {text.splitlines()[0]}") from e
+            raise
+        return cols, rows[:cap], len(rows) > cap
+
+    def _error_text(self, exc) -> str:
+        return str(exc).strip().splitlines()[0]
+
+    def _is_rejection(self, exc) -> bool:
+        return bool(re.search(r"ORA-(01031|01950|16000)\b", str(exc)))
+
+    def close(self) -> None:
+        self.pool.close(force=True)
+
+
+def _read_lob(v):
+    return v.read() if hasattr(v, "read") else v

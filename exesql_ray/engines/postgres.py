@@ -1,0 +1,120 @@
+"""PostgreSQL: psycopg_pool of the SELECT-only login; one schema per db_id (lower-case names).
+
+Per connection, once: statement_timeout and a read-only default. Per query: `SET search_path`
+only when the connection last served another DB, then `cursor.stream()` — the extended
+protocol refuses multiple statements (the driver's guard) and rows arrive in chunks up to
+the cap, never the whole result. Session-changing functions (set_config, advisory locks,
+cancelling other backends) are revoked from the login by `scripts/dbs.sh`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+import psycopg_pool
+from psycopg import sql as psql
+
+from exesql_ray.engines.base import Engine, InfraError, Limits, QueryTimeout
+from exesql_ray.errors import UserError
+
+
+def hide_password(dsn: str) -> str:
+    dsn = re.sub(r"(password\s*=\s*)(\S+)", r"\1***", dsn)
+    return re.sub(r"(://[^:/@]+:)([^@]+)@", r"\1***@", dsn)
+
+
+class PostgresEngine(Engine):
+    name = "postgres"
+    dialect = "postgres"
+    db_case = "lower"
+    error_classes = (
+        (r"operator does not exist|^42883: .*function .*\(.*(text|integer|numeric|character)", "type_mismatch"),
+        (r"^42601", "syntax"),
+        (r"^42P01", "unknown_table"),
+        (r"^42703", "unknown_column"),
+        (r"^42883", "unknown_function"),
+        (r"^(42804|22P02|42846|22007|22008|42725|2201[0-9A-Z]|22003)", "type_mismatch"),
+        (r"^(42702|42P09)", "ambiguous"),
+        (r"^42803", "group_by"),
+        (r"^22012", "division"),
+        (r"^(42501|25006)", "permission"),
+        (r"^(53|54)", "resource"),
+    )
+    denied_functions = frozenset({"set_config", "pg_advisory_lock", "pg_advisory_lock_shared",
+                                  "pg_cancel_backend", "pg_terminate_backend", "dblink", "lo_import", "lo_export"})
+
+    def __init__(self, dsn: str, limits: Limits = Limits(), max_connections: int = 8, connect_timeout_s: float = 5.0):
+        super().__init__(limits)
+        if not dsn:
+            raise UserError("postgres: no DSN configured (engines.postgres.dsn; scripts/dbs.sh writes EXESQL_PG_DSN)")
+        self.dsn = dsn
+        self._timeout_ms = int(limits.timeout_s * 1000)
+        self.pool = psycopg_pool.ConnectionPool(
+            dsn, min_size=1, max_size=max_connections, open=False, timeout=max(connect_timeout_s, 1.0),
+            kwargs={"autocommit": True, "prepare_threshold": None, "connect_timeout": int(max(connect_timeout_s, 1))},
+            configure=self._configure, check=psycopg_pool.ConnectionPool.check_connection,
+            name="exesql-postgres",
+        )
+        try:
+            self.pool.open(wait=True, timeout=connect_timeout_s)
+        except psycopg_pool.PoolTimeout:
+            raise UserError(f"postgres: cannot connect to {hide_password(dsn)} within {connect_timeout_s:g}s") from None
+        self._dbs = None
+
+    def _configure(self, conn: psycopg.Connection) -> None:
+        conn.execute(f"SET statement_timeout = {self._timeout_ms}")
+        conn.execute("SET default_transaction_read_only = on")
+        conn.execute("SET idle_in_transaction_session_timeout = 60000")
+        conn._exesql_schema = None  # type: ignore[attr-defined]
+
+    def db_ids(self) -> list[str]:
+        if self._dbs is None:
+            with self.pool.connection() as conn:
+                rows = conn.execute(
+                    "SELECT nspname FROM pg_namespace WHERE has_schema_privilege(nspname, 'USAGE') "
+                    "AND nspname NOT IN ('pg_catalog', 'information_schema', 'public', 'exesql_check') "
+                    "AND nspname NOT LIKE 'pg_%' ORDER BY 1").fetchall()
+            self._dbs = [r[0] for r in rows]
+        return list(self._dbs)
+
+    def _run(self, db_id: str, sql: str):
+        cap = self.limits.max_rows
+        try:
+            with self.pool.connection() as conn:
+                schema = self.db_name(db_id)
+                if getattr(conn, "_exesql_schema", None) != schema:
+                    conn.execute(psql.SQL("SET search_path TO {}").format(psql.Identifier(schema)))
+                    conn._exesql_schema = schema  # type: ignore[attr-defined]
+                cur = conn.cursor()
+                rows = []
+                gen = cur.stream(sql, size=min(cap + 1, 2000))
+                for row in gen:
+                    rows.append(row)
+                    if len(rows) > cap:
+                        break
+                gen.close()
+                cols = [d.name for d in cur.description or ()]
+        except psycopg.errors.QueryCanceled as e:
+            raise QueryTimeout() from e
+        except psycopg_pool.PoolTimeout as e:
+            raise InfraError(f"postgres pool: {e}") from e
+        except psycopg.OperationalError as e:
+            if e.sqlstate is None or e.sqlstate.startswith(("08", "57P")):
+                raise InfraError(f"postgres: {e}") from e
+            raise
+        return cols, rows[:cap], len(rows) > cap
+
+    def _error_text(self, exc) -> str:
+        state = getattr(exc, "sqlstate", None) or ""
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{state}: {msg}" if state else msg
+
+    def _is_rejection(self, exc) -> bool:
+        return getattr(exc, "sqlstate", None) in ("42501", "25006") or "multiple commands" in str(exc)
+
+    def reset(self) -> None:
+        self.pool.check()
+
+    def close(self) -> None:
+        self.pool.close()

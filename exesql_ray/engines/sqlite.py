@@ -1,0 +1,111 @@
+"""SQLite: the source dialect. One read-only connection per (thread, DB), kept open."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from exesql_ray.engines.base import Engine, Limits, QueryTimeout
+from exesql_ray.errors import UserError
+
+_ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+
+
+def _authorizer(action, *_):
+    # Reads only: refuses ATTACH, PRAGMA, writes, schema changes, transactions.
+    return sqlite3.SQLITE_OK if action in _ALLOWED else sqlite3.SQLITE_DENY
+
+
+class _Deadline:
+    __slots__ = ("at",)
+
+    def __init__(self):
+        self.at = float("inf")
+
+    def __call__(self) -> int:
+        return 1 if time.monotonic() > self.at else 0
+
+
+class SQLiteEngine(Engine):
+    name = "sqlite"
+    dialect = "sqlite"
+    error_classes = (
+        (r"syntax error|incomplete input|unrecognized token|near \"", "syntax"),
+        (r"no such table", "unknown_table"),
+        (r"no such column", "unknown_column"),
+        (r"no such function|wrong number of arguments", "unknown_function"),
+        (r"ambiguous column", "ambiguous"),
+        (r"misuse of aggregate|aggregate functions are not allowed|GROUP BY", "group_by"),
+        (r"datatype mismatch|integer overflow", "type_mismatch"),
+        (r"not authorized|readonly", "permission"),
+    )
+    denied_functions = frozenset({"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"})
+
+    def __init__(self, db_root: str | Path | None = None, db_paths: dict[str, str] | None = None,
+                 limits: Limits = Limits()):
+        super().__init__(limits)
+        self.db_paths: dict[str, str] = dict(db_paths or {})
+        if db_root is not None:
+            root = Path(db_root)
+            if not root.is_dir():
+                raise UserError(f"--db-root {root}: not a directory")
+            for d in sorted(root.iterdir()):
+                for suf in (".sqlite", ".db"):
+                    if (d / f"{d.name}{suf}").is_file():
+                        self.db_paths.setdefault(d.name, str(d / f"{d.name}{suf}"))
+                        break
+        self._local = threading.local()
+
+    def db_ids(self) -> list[str]:
+        return sorted(self.db_paths)
+
+    def _connection(self, db_id: str):
+        cons = getattr(self._local, "cons", None)
+        if cons is None:
+            cons = self._local.cons = {}
+        entry = cons.get(db_id)
+        if entry is None:
+            path = self.db_paths.get(db_id)
+            if path is None:
+                raise LookupError(f"unknown db_id {db_id!r}")
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            con.text_factory = lambda b: b.decode("utf-8", "replace")
+            con.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+            con.set_authorizer(_authorizer)
+            deadline = _Deadline()
+            con.set_progress_handler(deadline, 20_000)
+            entry = cons[db_id] = (con, deadline)
+        return entry
+
+    def _run(self, db_id: str, sql: str):
+        con, deadline = self._connection(db_id)
+        deadline.at = time.monotonic() + self.limits.timeout_s
+        try:
+            cur = con.execute(sql)
+            cap = self.limits.max_rows
+            rows = cur.fetchmany(cap + 1)  # sqlite3 steps row by row: memory stays within the cap
+            cols = [d[0] for d in cur.description or ()]
+            cur.close()
+        except sqlite3.OperationalError as e:
+            if "interrupted" in str(e):
+                raise QueryTimeout() from e
+            raise
+        finally:
+            deadline.at = float("inf")
+        truncated = len(rows) > cap
+        return cols, rows[:cap], truncated
+
+    def _is_rejection(self, exc) -> bool:
+        s = str(exc)
+        return ("not authorized" in s or "readonly" in s or "one statement at a time" in s
+                or isinstance(exc, sqlite3.ProgrammingError))
+
+    def close(self) -> None:
+        """Closes the calling thread's connections (the others close with their threads)."""
+        cons = getattr(self._local, "cons", None) or {}
+        for con, _ in cons.values():
+            con.close()
+        cons.clear()
+

@@ -1,0 +1,174 @@
+"""Execute rows of (id, db_id, sql[, gold_sql]) on one engine: one record per input row, always.
+
+Pure logic (no Ray): `exesql-ray execute` uses it directly, and the executor actor wraps it.
+Malformed rows (no id or sql, an unknown db_id, text that is not UTF-8) get a `rejected`
+record and the run goes on. Results are cached by (engine, db_id, normalised SQL), so gold
+queries and duplicate candidates run once per executor.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from exesql_ray.compare import CompareOptions, results_match
+from exesql_ray.engines.base import Engine, Execution, inspect_sql
+
+RECORD_FIELDS = ("id", "db_id", "sql", "status", "error_class", "error", "elapsed_ms", "row_count",
+                 "truncated", "result_hash", "match", "gold_status", "cached")
+
+
+class ExecutionCache:
+    """LRU of executions by (engine, db_id, normalised SQL); only verdicts about the SQL are
+    kept (infra errors are not). Bounded by entries and by rows held."""
+
+    def __init__(self, max_entries: int = 100_000, max_rows: int = 5_000_000):
+        self._d: OrderedDict[tuple, Execution] = OrderedDict()
+        self._rows = 0
+        self.max_entries, self.max_rows = max_entries, max_rows
+        self.hits = self.misses = 0
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            ex = self._d.get(key)
+            if ex is None:
+                self.misses += 1
+                return None
+            self._d.move_to_end(key)
+            self.hits += 1
+            return ex
+
+    def put(self, key, ex: Execution) -> None:
+        if ex.status == "infra_error":
+            return
+        with self._lock:
+            if key in self._d:
+                return
+            self._d[key] = ex
+            self._rows += len(ex.rows or ())
+            while len(self._d) > self.max_entries or self._rows > self.max_rows:
+                _, old = self._d.popitem(last=False)
+                self._rows -= len(old.rows or ())
+
+
+@dataclass
+class ExecutorStats:
+    executions: int = 0
+    by_status: Counter = field(default_factory=Counter)
+    by_error_class: Counter = field(default_factory=Counter)
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+    def as_dict(self) -> dict:
+        return {"executions": self.executions, "by_status": dict(self.by_status),
+                "by_error_class": dict(self.by_error_class), "cache_hits": self.cache_hits,
+                "cache_misses": self.cache_misses}
+
+
+def _text(v) -> str | None:
+    """A usable SQL/id string, or None; bytes must be UTF-8."""
+    if v is None:
+        return None
+    if isinstance(v, (bytes, bytearray)):
+        v = bytes(v).decode("utf-8")  # UnicodeDecodeError → caller rejects the row
+    if not isinstance(v, str):
+        v = str(v)
+    return v
+
+
+class Executor:
+    def __init__(self, engine: Engine, *, cache: bool = True, compare: CompareOptions = CompareOptions(),
+                 workers: int = 1, cache_entries: int = 100_000):
+        self.engine = engine
+        self.cache = ExecutionCache(cache_entries) if cache else None
+        self.compare = compare
+        self.workers = max(1, workers)
+        self._known_dbs = {engine.db_name(d) for d in engine.db_ids()}
+        self._lock = threading.Lock()
+        self.stats = ExecutorStats()
+
+    def refresh_dbs(self) -> None:
+        self._known_dbs = {self.engine.db_name(d) for d in self.engine.db_ids()}
+
+    def execute_sql(self, db_id: str, sql: str) -> Execution:
+        """One execution through the cache."""
+        if self.cache is None:
+            return self.engine.execute(db_id, sql)
+        _, key = inspect_sql(sql, self.engine.dialect, self.engine.denied_functions)
+        ck = (self.engine.name, db_id, key)
+        hit = self.cache.get(ck)
+        if hit is not None:
+            return Execution(**{**hit.__dict__, "cached": True})
+        ex = self.engine.execute(db_id, sql)
+        self.cache.put(ck, ex)
+        return ex
+
+    def run_row(self, row: dict) -> dict:
+        rid = row.get("id")
+        out = {k: None for k in RECORD_FIELDS}
+        out.update(id=None if rid is None else str(rid), db_id=row.get("db_id"), sql=None, truncated=False,
+                   row_count=0, elapsed_ms=0.0, cached=False)
+        try:
+            rid, sql, db_id = _text(rid), _text(row.get("sql")), _text(row.get("db_id"))
+            gold_sql = _text(row.get("gold_sql"))
+        except UnicodeDecodeError as e:
+            return self._rejected(out, f"text is not UTF-8 (byte {e.start})")
+        out.update(id=rid, sql=sql, db_id=db_id)
+        if row.get("_error"):
+            return self._rejected(out, row["_error"])
+        if rid is None or rid == "":
+            return self._rejected(out, "missing id")
+        if sql is None or not sql.strip():
+            return self._rejected(out, "missing sql")
+        if db_id is None or db_id == "":
+            return self._rejected(out, "missing db_id")
+        if self.engine.db_name(db_id) not in self._known_dbs:
+            return self._rejected(out, f"unknown db_id {db_id!r} for engine {self.engine.name}")
+        ex = self.execute_sql(db_id, sql)
+        out.update(ex.record())
+        out["cached"] = ex.cached
+        if gold_sql:
+            gold = self.execute_sql(db_id, gold_sql)
+            out["gold_status"] = gold.status
+            if gold.status == "ok" and ex.status == "ok":
+                out["match"] = results_match(gold.rows, ex.rows, gold_sql=gold_sql, opts=self.compare,
+                                             gold_dialect=self.engine.dialect)
+            elif gold.status == "ok":
+                out["match"] = False
+        self._count(out)
+        return out
+
+    def _rejected(self, out: dict, why: str) -> dict:
+        out.update(status="rejected", error_class="input", error=why)
+        self._count(out)
+        return out
+
+    def _count(self, out: dict) -> None:
+        with self._lock:
+            self.stats.executions += 1
+            self.stats.by_status[out["status"]] += 1
+            if out["error_class"]:
+                self.stats.by_error_class[out["error_class"]] += 1
+            if self.cache is not None:
+                self.stats.cache_hits, self.stats.cache_misses = self.cache.hits, self.cache.misses
+
+    def run(self, rows, progress=None) -> list[dict]:
+        """Records in input order, one per row."""
+        rows = list(rows)
+        if self.workers == 1 or len(rows) < 2:
+            out = []
+            for r in rows:
+                out.append(self.run_row(r))
+                if progress:
+                    progress(1)
+            return out
+        with ThreadPoolExecutor(self.workers, thread_name_prefix=f"exec-{self.engine.name}") as pool:
+            results = []
+            for rec in pool.map(self.run_row, rows):
+                results.append(rec)
+                if progress:
+                    progress(1)
+            return results
