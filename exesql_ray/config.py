@@ -68,9 +68,23 @@ class EnginesConfig(Section):
     )
 
 
+def _default_actors() -> dict[str, int]:
+    return {"sqlite": 1, "duckdb": 1, "postgres": 2, "mysql": 2, "oracle": 2}
+
+
 class ExecutionConfig(Section):
     timeout_s: float = Field(default=10.0, gt=0)
     max_rows: int = Field(default=10_000, ge=1)
+    cache: bool = True
+    # Ray Data: rows per map_batches call, executor actors per engine, and the threads each
+    # actor issues queries from. Size server engines by their max_connections, not by CPUs:
+    # actors × threads ≤ engines.<engine>.max_connections.
+    batch_size: int = Field(default=64, ge=1)
+    actors: dict[EngineName, int] = Field(default_factory=_default_actors)
+    threads_per_actor: int = Field(default=4, ge=1)
+    # CPUs a Ray executor actor reserves: in-process engines compute, server engines wait.
+    actor_num_cpus: dict[EngineName, float] = Field(
+        default_factory=lambda: {"sqlite": 1.0, "duckdb": 1.0, "postgres": 0.25, "mysql": 0.25, "oracle": 0.25})
 
 
 class CompareConfig(Section):

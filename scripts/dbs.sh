@@ -108,11 +108,14 @@ start_mariadb() {
   fi
   if ! my_up; then
     # setsid: the server outlives this script (and the make target that ran it).
+    # sql_mode is MySQL 8's default (ONLY_FULL_GROUP_BY on), since MariaDB stands in for it.
     setsid mariadbd --no-defaults --datadir="$MY_DATA" --socket="$MY_SOCK" --port="$MY_PORT" \
       --bind-address=127.0.0.1 --pid-file="$MY_PID" --log-error="$DIR/mariadb.log" "${MY_USER[@]}" \
       --lower-case-table-names=1 --max-recursive-iterations=4294967295 --max-connections=200 \
       --innodb-flush-log-at-trx-commit=0 --skip-name-resolve --character-set-server=utf8mb4 \
-      --collation-server=utf8mb4_general_ci </dev/null >/dev/null 2>&1 &
+      --collation-server=utf8mb4_general_ci \
+      --sql-mode=ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION \
+      </dev/null >/dev/null 2>&1 &
     for _ in $(seq 1 100); do my_up && break; sleep 0.2; done
     my_up || die "MariaDB did not start, see $DIR/mariadb.log"
   fi

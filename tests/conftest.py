@@ -49,3 +49,71 @@ def db_servers():
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "exesql_ray", *args], capture_output=True, text=True,
                           cwd=cwd or ROOT)
+
+
+@pytest.fixture(scope="session")
+def synth_data():
+    """The quickstart dataset, built once under .run/ (idempotent across sessions)."""
+    from exesql_ray.data.synth import synthesize
+
+    out = ROOT / ".run" / "test-synth" / "data"
+    synthesize(out, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def test_config(db_servers, tmp_path_factory):
+    from exesql_ray.config import load_config
+
+    os.environ.update(db_servers)
+    return load_config(None, [f"run_dir={ROOT / '.run' / 'test-synth'}", "execution.timeout_s=2",
+                              "execution.max_rows=1000"])
+
+
+@pytest.fixture(scope="session")
+def migrated_synth(test_config, synth_data):
+    """The synth DBs in PostgreSQL, MariaDB and DuckDB (verified); returns db_id → SQLite path."""
+    from exesql_ray.engines.migrate import migrate_dbs, open_target
+
+    dbs = {p.name: str(p / f"{p.name}.sqlite") for p in sorted((synth_data / "database").iterdir())}
+    for engine in ("postgres", "mysql", "duckdb"):
+        target = open_target(engine, test_config)
+        try:
+            results = migrate_dbs(target, dbs)
+        finally:
+            target.close()
+        bad = [r for r in results if not r.verified]
+        assert not bad, f"{engine}: {bad}"
+    return dbs
+
+
+@pytest.fixture(scope="session")
+def open_test_engine(test_config, migrated_synth):
+    from exesql_ray.engines import open_engine
+
+    opened = []
+
+    def make(name, **limits):
+        cfg = test_config.model_copy(deep=True)
+        for k, v in limits.items():
+            setattr(cfg.execution, k, v)
+        root = migrated_synth and (ROOT / ".run" / "test-synth" / "data" / "database") if name == "sqlite" else None
+        eng = open_engine(name, cfg, db_root=root)
+        opened.append(eng)
+        return eng
+
+    yield make
+    for e in opened:
+        e.close()
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the whole session (address="local": never a stale cluster file)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False, runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    yield ray
+    ray.shutdown()

@@ -55,8 +55,9 @@ _FORBIDDEN.discard(TokenType.SET)
 _FORBIDDEN.discard(TokenType.REPLACE)  # REPLACE(s, a, b) is a string function everywhere
 
 
-class GuardRefusal(Exception):
-    """The SQL is not one read-only query: status `rejected`, never sent to the engine."""
+# A refusal with this prefix is no statement at all (a typo such as `SELEC …`): it is reported
+# as a syntax error, like every engine would, rather than as a rejected statement.
+SYNTAX_PREFIX = "syntax: "
 
 
 _INSPECT_CACHE: OrderedDict[tuple[str, str], tuple[str | None, str]] = OrderedDict()
@@ -111,6 +112,8 @@ def _inspect(sql: str, dialect: str, denied: frozenset[str]) -> tuple[str | None
     if not tokens:
         return "empty SQL", key
     if tokens[0].token_type not in _QUERY_START:
+        if tokens[0].token_type in (TokenType.VAR, TokenType.IDENTIFIER, TokenType.STRING, TokenType.NUMBER):
+            return f"{SYNTAX_PREFIX}not a query: starts with {tokens[0].text!r}", key
         return f"not a query: starts with {tokens[0].text.upper()!r}", key
     for i, tok in enumerate(tokens):
         tt = tok.token_type
@@ -288,8 +291,10 @@ class Engine(ABC):
         t0 = time.perf_counter()
         refusal = guard(sql, self.dialect, self.denied_functions)
         if refusal is not None:
-            return Execution("rejected", error_class="permission", error=refusal,
-                             elapsed_ms=(time.perf_counter() - t0) * 1e3)
+            elapsed = (time.perf_counter() - t0) * 1e3
+            if refusal.startswith(SYNTAX_PREFIX):
+                return Execution("error", error_class="syntax", error=refusal[len(SYNTAX_PREFIX):], elapsed_ms=elapsed)
+            return Execution("rejected", error_class="permission", error=refusal, elapsed_ms=elapsed)
         attempt = 0
         while True:
             t0 = time.perf_counter()
@@ -367,3 +372,4 @@ class Watchdog:
                     fn()
                 except Exception:
                     pass
+                fn = None  # do not hold the cursor while waiting for the next deadline

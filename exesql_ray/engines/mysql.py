@@ -49,12 +49,14 @@ class MySQLEngine(Engine):
         (r"^1064\b", "syntax"),
         (r"^1146\b", "unknown_table"),
         (r"^1054\b", "unknown_column"),
-        (r"^(1305|1582|1583|1630)\b", "unknown_function"),
+        # 1370: MariaDB checks EXECUTE before existence, so an unknown function reads as
+        # "execute command denied"; migrated databases hold no routines at all.
+        (r"^(1305|1582|1583|1630|1370)\b", "unknown_function"),
         (r"^1052\b", "ambiguous"),
         (r"^(1055|1056|1140|1111|1463)\b", "group_by"),
         (r"^1365\b", "division"),
         (r"^(1292|1366|1267|1271|1270|3780)\b", "type_mismatch"),
-        (r"^(1142|1044|1045|1227|1290|1143|1370)\b", "permission"),
+        (r"^(1142|1044|1045|1227|1290|1143)\b", "permission"),
         (r"^(1114|1038|1041|3170)\b", "resource"),
     )
     denied_functions = frozenset({"get_lock", "release_lock", "release_all_locks", "load_file",
@@ -172,7 +174,7 @@ class MySQLEngine(Engine):
         return str(exc)
 
     def _is_rejection(self, exc) -> bool:
-        return bool(isinstance(exc, MySQLdb.Error) and exc.args and exc.args[0] in (1142, 1044, 1227, 1290, 1143, 1370))
+        return bool(isinstance(exc, MySQLdb.Error) and exc.args and exc.args[0] in (1142, 1044, 1227, 1290, 1143))
 
     def reset(self) -> None:
         while True:

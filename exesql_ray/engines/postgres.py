@@ -34,10 +34,10 @@ class PostgresEngine(Engine):
         (r"^42P01", "unknown_table"),
         (r"^42703", "unknown_column"),
         (r"^42883", "unknown_function"),
+        (r"^22012", "division"),
         (r"^(42804|22P02|42846|22007|22008|42725|2201[0-9A-Z]|22003)", "type_mismatch"),
         (r"^(42702|42P09)", "ambiguous"),
         (r"^42803", "group_by"),
-        (r"^22012", "division"),
         (r"^(42501|25006)", "permission"),
         (r"^(53|54)", "resource"),
     )

@@ -1,0 +1,1 @@
+"""Ray actors: thin shells over exesql_ray's pure logic."""
