@@ -43,6 +43,8 @@ class CompareOptions:
 @functools.lru_cache(maxsize=100_000)
 def query_orders(sql: str, dialect: str = "sqlite") -> bool:
     """True when the query's result order is defined: a top-level ORDER BY."""
+    if "order" not in sql.lower():
+        return False
     try:
         tree = sqlglot.parse_one(sql, read=dialect)
     except Exception:
@@ -99,6 +101,10 @@ def _dedupe(rows: list[tuple]) -> list[tuple]:
 
 
 def _match_same_columns(gold: list[tuple], pred: list[tuple], ordered: bool, opts: CompareOptions) -> bool:
+    if gold == pred:
+        return True  # identical, in the same order: a match under every option
+    if opts.rows == "bag" and len(gold) != len(pred):
+        return False
     if opts.rows == "set":
         gold, pred = _dedupe(gold), _dedupe(pred)
         if not ordered:

@@ -13,8 +13,8 @@ from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from exesql_ray.compare import CompareOptions, results_match
-from exesql_ray.engines.base import Engine, Execution, inspect_sql
+from exesql_ray.compare import CompareOptions, query_orders, results_match
+from exesql_ray.engines.base import Engine, Execution, cache_key
 
 RECORD_FIELDS = ("id", "db_id", "sql", "status", "error_class", "error", "elapsed_ms", "row_count",
                  "truncated", "result_hash", "match", "gold_status", "cached")
@@ -88,23 +88,52 @@ class Executor:
         self.workers = max(1, workers)
         self._known_dbs = {engine.db_name(d) for d in engine.db_ids()}
         self._lock = threading.Lock()
+        self._matches: dict = {}  # (gold key, candidate key) → match: duplicates compare once
         self.stats = ExecutorStats()
 
     def refresh_dbs(self) -> None:
         self._known_dbs = {self.engine.db_name(d) for d in self.engine.db_ids()}
 
-    def execute_sql(self, db_id: str, sql: str) -> Execution:
-        """One execution through the cache."""
+    def _execute(self, db_id: str, sql: str) -> tuple[Execution, object, bool]:
+        """(execution, its cache key or None, served from the cache)."""
         if self.cache is None:
-            return self.engine.execute(db_id, sql)
-        _, key = inspect_sql(sql, self.engine.dialect, self.engine.denied_functions)
-        ck = (self.engine.name, db_id, key)
+            return self.engine.execute(db_id, sql), None, False
+        ck = (db_id, cache_key(sql, self.engine.dialect))
         hit = self.cache.get(ck)
         if hit is not None:
-            return Execution(**{**hit.__dict__, "cached": True})
+            return hit, ck, True
         ex = self.engine.execute(db_id, sql)
         self.cache.put(ck, ex)
-        return ex
+        return ex, ck, False
+
+    def execute_sql(self, db_id: str, sql: str) -> Execution:
+        """One execution through the cache (a cached one is marked `cached`)."""
+        ex, _, cached = self._execute(db_id, sql)
+        return Execution(**{**ex.__dict__, "cached": True}) if cached else ex
+
+    def _match(self, gold: Execution, gold_key, pred: Execution, pred_key, gold_sql: str) -> bool:
+        if gold_key is not None and pred_key is not None:
+            mk = (gold_key, pred_key)
+            hit = self._matches.get(mk)
+            if hit is not None:
+                return hit
+        if gold.result_hash == pred.result_hash and not self._ordered(gold_sql):
+            m = True  # identical multisets
+        else:
+            m = results_match(gold.rows, pred.rows, gold_sql=gold_sql, opts=self.compare,
+                              gold_dialect=self.engine.dialect)
+        if gold_key is not None and pred_key is not None:
+            if len(self._matches) > 200_000:
+                self._matches.clear()
+            self._matches[mk] = m
+        return m
+
+    def _ordered(self, gold_sql: str) -> bool:
+        if self.compare.order == "strict":
+            return True
+        if self.compare.order == "ignore":
+            return False
+        return query_orders(gold_sql, self.engine.dialect)
 
     def run_row(self, row: dict) -> dict:
         rid = row.get("id")
@@ -127,15 +156,15 @@ class Executor:
             return self._rejected(out, "missing db_id")
         if self.engine.db_name(db_id) not in self._known_dbs:
             return self._rejected(out, f"unknown db_id {db_id!r} for engine {self.engine.name}")
-        ex = self.execute_sql(db_id, sql)
-        out.update(ex.record())
-        out["cached"] = ex.cached
+        ex, key, cached = self._execute(db_id, sql)
+        out.update(status=ex.status, error_class=ex.error_class, error=ex.error,
+                   elapsed_ms=round(ex.elapsed_ms, 3), row_count=ex.row_count, truncated=ex.truncated,
+                   result_hash=ex.result_hash, cached=cached)
         if gold_sql:
-            gold = self.execute_sql(db_id, gold_sql)
+            gold, gold_key, _ = self._execute(db_id, gold_sql)
             out["gold_status"] = gold.status
             if gold.status == "ok" and ex.status == "ok":
-                out["match"] = results_match(gold.rows, ex.rows, gold_sql=gold_sql, opts=self.compare,
-                                             gold_dialect=self.engine.dialect)
+                out["match"] = self._match(gold, gold_key, ex, key, gold_sql)
             elif gold.status == "ok":
                 out["match"] = False
         self._count(out)

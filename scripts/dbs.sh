@@ -156,9 +156,11 @@ stop_mariadb() {
 write_env() {
   cat > "$DIR/env" <<ENV
 export EXESQL_PG_ADMIN_DSN='host=$SOCK port=$PG_PORT user=postgres dbname=exesql'
-export EXESQL_PG_DSN='host=127.0.0.1 port=$PG_PORT user=$READER password=$READER_PW dbname=exesql'
+export EXESQL_PG_DSN='host=$SOCK port=$PG_PORT user=$READER password=$READER_PW dbname=exesql'
+export EXESQL_PG_TCP_DSN='host=127.0.0.1 port=$PG_PORT user=$READER password=$READER_PW dbname=exesql sslmode=disable'
 export EXESQL_MYSQL_ADMIN_DSN='mysql://root@localhost/?unix_socket=$MY_SOCK'
-export EXESQL_MYSQL_DSN='mysql://$READER:$READER_PW@127.0.0.1:$MY_PORT/'
+export EXESQL_MYSQL_DSN='mysql://$READER:$READER_PW@localhost/?unix_socket=$MY_SOCK'
+export EXESQL_MYSQL_TCP_DSN='mysql://$READER:$READER_PW@127.0.0.1:$MY_PORT/'
 ENV
   cat "$DIR/env"
 }

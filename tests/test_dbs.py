@@ -11,12 +11,10 @@ import pytest
 from conftest import ROOT, read_env_file
 
 
-def mysql_connect(dsn_env: dict, **kw):
-    # mysql://user:pw@127.0.0.1:port/ as written by dbs.sh
-    from urllib.parse import urlparse
+def mysql_connect(dsn: str, **kw):
+    from exesql_ray.engines.mysql import parse_mysql_dsn
 
-    u = urlparse(dsn_env["EXESQL_MYSQL_DSN"])
-    return MySQLdb.connect(host=u.hostname, port=u.port, user=u.username, password=u.password, **kw)
+    return MySQLdb.connect(**parse_mysql_dsn(dsn), **kw)
 
 
 def test_status_reports_both_running(db_servers):
@@ -38,12 +36,18 @@ def test_postgres_reader_reads_but_cannot_write(db_servers):
                     "CREATE TEMP TABLE t (a int)", "CREATE SCHEMA s"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 con.execute(sql)
+    with psycopg.connect(db_servers["EXESQL_PG_TCP_DSN"], autocommit=True) as tcp:  # TCP login too
+        with pytest.raises(psycopg.Error):
+            tcp.execute("DELETE FROM exesql_check.canary")
     with psycopg.connect(db_servers["EXESQL_PG_ADMIN_DSN"]) as admin:
         assert admin.execute("SELECT count(*) FROM exesql_check.canary").fetchone()[0] == 1
 
 
 def test_mariadb_reader_reads_but_cannot_write(db_servers):
-    con = mysql_connect(db_servers)
+    tcp = mysql_connect(db_servers["EXESQL_MYSQL_TCP_DSN"])  # the TCP login works too
+    tcp.cursor().execute("SELECT 1")
+    tcp.close()
+    con = mysql_connect(db_servers["EXESQL_MYSQL_DSN"])
     cur = con.cursor()
     cur.execute("SELECT VERSION()")
     assert "MariaDB" in cur.fetchone()[0]
@@ -57,7 +61,7 @@ def test_mariadb_reader_reads_but_cannot_write(db_servers):
     con.close()
     # root exists only on the unix socket: no passwordless root over TCP.
     with pytest.raises(MySQLdb.OperationalError):
-        MySQLdb.connect(host="127.0.0.1", port=int(db_servers["EXESQL_MYSQL_DSN"].rsplit(":", 1)[1].strip("/")),
+        MySQLdb.connect(host="127.0.0.1", port=int(db_servers["EXESQL_MYSQL_TCP_DSN"].rsplit(":", 1)[1].strip("/")),
                         user="root")
 
 

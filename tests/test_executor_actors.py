@@ -5,7 +5,6 @@ import signal
 import threading
 import time
 
-import pytest
 
 from actors.executor import execute_dataset
 

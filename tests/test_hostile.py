@@ -1,8 +1,6 @@
 """Hostile SQL against every engine we can run here: nothing changes, verdicts arrive in time,
 memory stays bounded, the executor keeps working, one record per input."""
 
-import os
-import resource
 import time
 from pathlib import Path
 

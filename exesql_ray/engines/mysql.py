@@ -4,8 +4,8 @@ mysqlclient has no pool of its own; the minimal one below is a LIFO queue of con
 (that is all this engine needs: no per-connection state beyond the current DB, which is
 tracked). Per connection, once: `multi_statements` off (the driver's guard), autocommit, and
 the server-side timeout — MariaDB's `max_statement_time` (seconds) or MySQL 8's
-`max_execution_time` (ms, SELECT only). Rows stream through an unbuffered cursor; a capped
-result closes its connection rather than read the rest.
+`max_execution_time` (ms, SELECT only) — and the row cap, `sql_select_limit` (max_rows + 1),
+which bounds what the buffered fetch can hold.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import threading
 from urllib.parse import parse_qs, unquote, urlparse
 
 import MySQLdb
-import MySQLdb.cursors
 
 from exesql_ray.engines.base import Engine, InfraError, Limits, QueryTimeout
 from exesql_ray.engines.postgres import hide_password
@@ -90,6 +89,9 @@ class MySQLEngine(Engine):
             cur.execute(f"SET SESSION max_statement_time = {self.limits.timeout_s:.3f}")
         else:
             cur.execute(f"SET SESSION max_execution_time = {int(self.limits.timeout_s * 1000)}")
+        # The row cap, on the server: a top-level SELECT returns at most max_rows + 1 rows, so
+        # the buffered fetch below is bounded (the +1 tells us the result was cut).
+        cur.execute(f"SET SESSION sql_select_limit = {self.limits.max_rows + 1}")
         cur.close()
         conn._exesql_db = None
         return conn
@@ -143,15 +145,12 @@ class MySQLEngine(Engine):
             if conn._exesql_db != db:
                 conn.select_db(db)
                 conn._exesql_db = db
-            cur = MySQLdb.cursors.SSCursor(conn)
+            cur = conn.cursor()
             cur.execute(sql)
             fetching = True
             cols = [d[0] for d in cur.description or ()]
-            rows = list(cur.fetchmany(cap + 1))
-            if len(rows) > cap:
-                broken = True  # the rest would have to be read to reuse it; close instead
-            else:
-                cur.close()
+            rows = cur.fetchall()
+            cur.close()
             return cols, rows[:cap], len(rows) > cap
         except MySQLdb.OperationalError as e:
             code = e.args[0] if e.args else 0

@@ -1,0 +1,44 @@
+"""The guard's fast path never accepts what the tokenizer refuses."""
+
+import pytest
+
+from conftest import shared
+from exesql_ray.data import load_dataset
+from exesql_ray.engines import base
+from exesql_ray.engines.duckdb import DuckDBEngine
+from exesql_ray.engines.mysql import MySQLEngine
+from exesql_ray.engines.oracle import OracleEngine
+from exesql_ray.engines.postgres import PostgresEngine
+from exesql_ray.engines.sqlite import SQLiteEngine
+from test_hostile import COMMON, PER_ENGINE
+
+TRICKY = [
+    "SELECT 'DROP TABLE x' AS s", "SELECT 'a;b'", "-- c\nDELETE FROM t", "/* x */ SELECT 1", "SELECT 1 -- ; DROP",
+    "SELECT last_update, deleted_at FROM t", 'SELECT "delete" FROM t', "SELECT * FROM t WHERE x = 'insert into'",
+    "WITH a AS (SELECT 1) SELECT * FROM a", "(SELECT 1) UNION (SELECT 2)", "VALUES (1)", "SELECT 1;;  ",
+    "select\tset_config('a','b',false)", "SELECT pg_sleep(1)", "SELECT get_lock('x', 1)", "SELECT 1 INTO @x",
+    "SELEC 1", "  select * from use_cases", "SELECT use FROM t", "EXPLAIN SELECT 1",
+]
+
+
+@pytest.mark.parametrize("cls", [SQLiteEngine, DuckDBEngine, PostgresEngine, MySQLEngine, OracleEngine])
+def test_fast_path_agrees_with_tokenizer(cls):
+    ds = load_dataset("spider", shared("spider"))
+    sqls = [e.sqlite_sql for s in ds.splits.values() for e in s]
+    sqls += COMMON + [q for qs in PER_ENGINE.values() for q in qs] + TRICKY
+    fast = 0
+    for sql in sqls:
+        token_verdict = base.inspect_sql(sql, cls.dialect, cls.denied_functions)[0]
+        if base._fast_accept(sql, cls.denied_functions):
+            fast += 1
+            assert token_verdict is None, (cls.name, sql, token_verdict)
+        assert base.guard(sql, cls.dialect, cls.denied_functions) == token_verdict, (cls.name, sql)
+    assert fast / len(sqls) > 0.9  # the fast path is the common path
+
+
+def test_cache_key_equal_only_for_same_query():
+    k = lambda s: base.cache_key(s, "sqlite")  # noqa: E731
+    assert k("SELECT a FROM t;") == k("select  a\nfrom T")
+    assert k("SELECT a FROM t WHERE b = 'X'") == k("select a  from t where b='X';")
+    assert k("SELECT a FROM t WHERE b = 'X'") != k("SELECT a FROM t WHERE b = 'x'")
+    assert k("SELECT a FROM t WHERE b = 'x  y'") != k("SELECT a FROM t WHERE b = 'x y'")
