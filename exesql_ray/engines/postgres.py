@@ -30,8 +30,10 @@ def capped(sql: str, limit: int) -> str:
 
 
 def hide_password(dsn: str) -> str:
+    """A DSN fit for an error message: key=value, URL and Oracle's user/password@host forms."""
     dsn = re.sub(r"(password\s*=\s*)(\S+)", r"\1***", dsn)
-    return re.sub(r"(://[^:/@]+:)([^@]+)@", r"\1***@", dsn)
+    dsn = re.sub(r"(://[^:/@]+:)([^@]+)@", r"\1***@", dsn)
+    return re.sub(r"^([^/@\s:=]+)/([^@\s]+)@", r"\1/***@", dsn)
 
 
 class PostgresEngine(Engine):
