@@ -231,10 +231,10 @@ def ray_actors(queries, n_actors: int) -> float:
     from actors.executor import execute_dataset
     from exesql_ray.config import load_config
 
-    cfg = load_config(None, [f"run_dir={RUN}", "execution.cache=false", "execution.batch_size=32",
+    cfg = load_config(None, [f"run_dir={RUN}", "execution.cache=false", "execution.batch_size=256",
                              f"execution.actors.postgres={n_actors}", "execution.threads_per_actor=1"])
     rows = [{"id": str(i), "db_id": db, "sql": sql} for i, (db, sql) in enumerate(queries)]
-    ds = ray.data.from_items(rows)
+    ds = ray.data.from_items(rows, override_num_blocks=8)
     t0 = time.perf_counter()
     n = execute_dataset(ds, "postgres", cfg).count()
     assert n == len(rows)
@@ -308,6 +308,7 @@ def main() -> None:
     import ray
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
     pg_runnable = [(db, sql) for db, sql in gold]  # errors included: they cost the server too
     work = pg_runnable * 3
     t1, t2 = 1e9, 1e9

@@ -79,7 +79,7 @@ class ExecutionConfig(Section):
     # Ray Data: rows per map_batches call, executor actors per engine, and the threads each
     # actor issues queries from. Size server engines by their max_connections, not by CPUs:
     # actors × threads ≤ engines.<engine>.max_connections.
-    batch_size: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=256, ge=1)
     actors: dict[EngineName, int] = Field(default_factory=_default_actors)
     threads_per_actor: int = Field(default=4, ge=1)
     # CPUs a Ray executor actor reserves: in-process engines compute, server engines wait.
