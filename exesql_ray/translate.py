@@ -1,0 +1,459 @@
+"""Stage 1: SQLite gold → PostgreSQL / MySQL / DuckDB / Oracle, kept only when verified.
+
+Translation is sqlglot with the database's schema (so it can qualify columns and type
+expressions: integer division, text-vs-number comparisons) plus small named rewrites for what
+sqlglot leaves, each a function over the sqlglot tree that declares the engines it is for.
+A translation counts only when it runs on the migrated database and returns the SQLite
+result under the one comparator; ties under ORDER BY … LIMIT are recognised, not loosened
+away (`verify`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Callable
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.optimizer.annotate_types import annotate_types
+from sqlglot.optimizer.qualify import qualify
+
+from exesql_ray.compare import CompareOptions, results_match
+from exesql_ray.engines.base import Execution
+
+DIALECTS = {"postgres": "postgres", "mysql": "mysql", "duckdb": "duckdb", "oracle": "oracle", "sqlite": "sqlite"}
+SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "text": "TEXT", "blob": "BLOB"}
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Tables → columns → stored kind (int, float, text, blob), names lower-cased."""
+
+    tables: dict[str, dict[str, str]]
+
+    def sqlglot_schema(self) -> dict:
+        return {t: {c: SQL_TYPES[k] for c, k in cols.items()} for t, cols in self.tables.items()}
+
+    @functools.cached_property
+    def columns(self) -> set[str]:
+        return {c for cols in self.tables.values() for c in cols}
+
+
+@functools.lru_cache(maxsize=512)
+def schema_of(db_path: str) -> Schema:
+    """Column kinds as migration chooses them (from the values actually stored)."""
+    from exesql_ray.engines.migrate import read_sqlite
+
+    src = read_sqlite("_", db_path)
+    return Schema({t.name.lower(): {c.name.lower(): c.kind for c in t.columns} for t in src.tables})
+
+
+@dataclass
+class Context:
+    engine: str
+    schema: Schema
+    applied: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    name: str
+    engines: frozenset[str]
+    fn: Callable[[exp.Expression, Context], exp.Expression]
+    stage: str = "typed"  # "raw": before sqlglot qualifies the tree; "typed": after
+
+
+ALL = frozenset({"postgres", "mysql", "duckdb", "oracle"})
+
+
+# ---------------------------------------------------------------- rewrites
+
+def _aliases(tree: exp.Expression) -> set[str]:
+    return {a.alias.lower() for a in tree.find_all(exp.Alias) if a.alias}
+
+
+def double_quoted_strings(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """SQLite reads "France" as a string when no column is called France; elsewhere it is an
+    identifier. Quoted names that are no column or alias become string literals."""
+    known = ctx.schema.columns | _aliases(tree)
+    changed = False
+    for col in list(tree.find_all(exp.Column)):
+        ident = col.this
+        if isinstance(ident, exp.Identifier) and ident.quoted and not col.table and ident.name.lower() not in known:
+            col.replace(exp.Literal.string(ident.name))
+            changed = True
+    if changed:
+        ctx.applied.append("double_quoted_strings")
+    return tree
+
+
+def _is_text(e: exp.Expression) -> bool:
+    return e.type is not None and e.type.this in (exp.DataType.Type.TEXT, exp.DataType.Type.VARCHAR)
+
+
+def _is_number_literal(e: exp.Expression) -> bool:
+    return isinstance(e, exp.Literal) and not e.is_string or (
+        isinstance(e, exp.Neg) and isinstance(e.this, exp.Literal) and not e.this.is_string)
+
+
+def text_number_comparison(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """SQLite compares a text column with a number as text (affinity rules); PostgreSQL
+    refuses text = integer and MySQL compares numerically. The number becomes a string."""
+    changed = False
+    for cmp in list(tree.find_all(exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)):
+        for col, lit in ((cmp.left, cmp.right), (cmp.right, cmp.left)):
+            if isinstance(col, exp.Column) and _is_text(col) and _is_number_literal(lit):
+                lit.replace(exp.Literal.string(lit.sql()))
+                changed = True
+                break
+    for isin in list(tree.find_all(exp.In)):
+        if isinstance(isin.this, exp.Column) and _is_text(isin.this):
+            for v in list(isin.expressions):
+                if _is_number_literal(v):
+                    v.replace(exp.Literal.string(v.sql()))
+                    changed = True
+    if changed:
+        ctx.applied.append("text_number_comparison")
+    return tree
+
+
+def like_case_insensitive(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """SQLite's LIKE ignores ASCII case; PostgreSQL's and DuckDB's do not (MySQL's collation does)."""
+    changed = False
+    for like in list(tree.find_all(exp.Like)):
+        like.replace(exp.ILike(this=like.this, expression=like.expression))
+        changed = True
+    if changed:
+        ctx.applied.append("like_case_insensitive")
+    return tree
+
+
+_JULIANDAY = {
+    "postgres": "(EXTRACT(EPOCH FROM CAST({x} AS TIMESTAMP)) / 86400.0 + 2440587.5)",
+    "duckdb": "(epoch(CAST({x} AS TIMESTAMP)) / 86400.0 + 2440587.5)",
+    "mysql": "(TO_DAYS({x}) + 1721059.5 + TIME_TO_SEC(CAST({x} AS DATETIME)) / 86400.0)",
+    "oracle": "(CAST({x} AS DATE) - DATE '-4712-01-01' + 0.5)",
+}
+
+
+def julianday(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """julianday(x): days since noon, 24 November 4714 BC, in each engine's date arithmetic."""
+    changed = False
+    for fn in list(tree.find_all(exp.Anonymous)):
+        if fn.name.lower() == "julianday" and len(fn.expressions) == 1:
+            arg = fn.expressions[0].sql(dialect=DIALECTS[ctx.engine])
+            fn.replace(sqlglot.parse_one(_JULIANDAY[ctx.engine].format(x=arg), read=DIALECTS[ctx.engine]))
+            changed = True
+    if changed:
+        ctx.applied.append("julianday")
+    return tree
+
+
+def _inside_aggregate(node: exp.Expression) -> bool:
+    p = node.parent
+    while p is not None and not isinstance(p, exp.Select):
+        if isinstance(p, exp.AggFunc) or isinstance(p, exp.Window):
+            return True
+        p = p.parent
+    return False
+
+
+def bare_columns_in_groups(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """SQLite lets a grouped query select a column that is neither grouped nor aggregated
+    (Spider does this with columns that the group key determines); MySQL 8 (ONLY_FULL_GROUP_BY)
+    and DuckDB refuse, PostgreSQL refuses unless a primary key determines it. MIN(col) is the
+    column's value when the key determines it."""
+    changed = False
+    for select in list(tree.find_all(exp.Select)):
+        group = select.args.get("group")
+        if not group:
+            continue
+        keys = {g.sql().lower() for g in group.expressions}
+        scope_nodes = list(select.expressions)
+        order = select.args.get("order")
+        if order:
+            scope_nodes += [o.this for o in order.expressions]
+        having = select.args.get("having")
+        if having:
+            scope_nodes.append(having.this)
+        for node in scope_nodes:
+            for col in list(node.find_all(exp.Column)):
+                if col.sql().lower() in keys or _inside_aggregate(col):
+                    continue
+                if col.find_ancestor(exp.Select) is not select:
+                    continue  # belongs to a subquery
+                alias_target = isinstance(node, exp.Column) and node is col and order and node in [o.this for o in order.expressions]
+                if alias_target and col.name.lower() in {e.alias_or_name.lower() for e in select.expressions}:
+                    continue  # ORDER BY an output alias
+                col.replace(exp.Min(this=col.copy()))
+                changed = True
+    if changed:
+        ctx.applied.append("bare_columns_in_groups")
+    return tree
+
+
+def minus_for_except(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """Oracle before 21c knows EXCEPT only as MINUS (sqlglot writes EXCEPT)."""
+    if tree.find(exp.Except):
+        ctx.applied.append("minus_for_except")
+    return tree
+
+
+def _is_integer(e: exp.Expression) -> bool:
+    return e.type is not None and e.type.this in exp.DataType.INTEGER_TYPES
+
+
+def _query_type(q: exp.Expression):
+    q = q.this if isinstance(q, exp.Subquery) else q
+    if isinstance(q, exp.Select) and len(q.expressions) == 1:
+        return q.expressions[0]
+    return None
+
+
+def text_integer_columns(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """Spider joins text keys to integer keys (`concert.stadium_id` is text); SQLite compares
+    them after numeric affinity, PostgreSQL and DuckDB refuse. Equality is taken on text."""
+    changed = False
+
+    def as_text(e):
+        return exp.Cast(this=e.copy(), to=exp.DataType.build("TEXT"))
+
+    for cmp in list(tree.find_all(exp.EQ, exp.NEQ)):
+        l, r = cmp.left, cmp.right
+        if _is_integer(l) and _is_text(r) and not isinstance(l, exp.Literal):
+            l.replace(as_text(l))
+            changed = True
+        elif _is_text(l) and _is_integer(r) and not isinstance(r, exp.Literal):
+            r.replace(as_text(r))
+            changed = True
+    for isin in list(tree.find_all(exp.In)):
+        q = isin.args.get("query")
+        inner = _query_type(q) if q is not None else None
+        if inner is None:
+            continue
+        inner_expr = inner.this if isinstance(inner, exp.Alias) else inner
+        if _is_integer(isin.this) and _is_text(inner_expr):
+            isin.this.replace(as_text(isin.this))
+            changed = True
+        elif _is_text(isin.this) and _is_integer(inner_expr):
+            inner_expr.replace(as_text(inner_expr))
+            changed = True
+    if changed:
+        ctx.applied.append("text_integer_columns")
+    return tree
+
+
+def numeric_aggregates_over_text(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """avg/sum of a text column: SQLite reads the text as numbers, PostgreSQL/DuckDB refuse."""
+    changed = False
+    for agg in list(tree.find_all(exp.Avg, exp.Sum)):
+        if _is_text(agg.this):
+            agg.this.replace(exp.Cast(this=agg.this.copy(), to=exp.DataType.build("DOUBLE")))
+            changed = True
+    if changed:
+        ctx.applied.append("numeric_aggregates_over_text")
+    return tree
+
+
+def extreme_row_without_group(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """`SELECT max(capacity), average FROM stadium`: with one MIN/MAX and bare columns and
+    no GROUP BY, SQLite returns the row that holds the extreme. Written out: that row,
+    ordered by the aggregated expression, first one."""
+    sel = tree
+    if not isinstance(sel, exp.Select) or sel.args.get("group") or sel.args.get("order") or sel.args.get("limit"):
+        return tree
+    aggs = [a for e in sel.expressions for a in e.find_all(exp.AggFunc)]
+    if len(aggs) != 1 or not isinstance(aggs[0], (exp.Max, exp.Min)):
+        return tree
+    bare = [c for e in sel.expressions for c in e.find_all(exp.Column) if not _inside_aggregate(c)]
+    if not bare:
+        return tree
+    agg = aggs[0]
+    key = agg.this.copy()
+    agg.replace(agg.this.copy())
+    sel.set("where", exp.Where(this=exp.and_(sel.args["where"].this, exp.Not(this=exp.Is(this=key.copy(), expression=exp.Null())))
+                              if sel.args.get("where") else exp.Not(this=exp.Is(this=key.copy(), expression=exp.Null()))))
+    sel.set("order", exp.Order(expressions=[exp.Ordered(this=key, desc=isinstance(agg, exp.Max))]))
+    sel.set("limit", exp.Limit(expression=exp.Literal.number(1)))
+    ctx.applied.append("extreme_row_without_group")
+    return tree
+
+
+def mysql_binary_strings(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """SQLite compares strings byte by byte; MySQL's default collations ignore case (and, PAD
+    SPACE, trailing spaces). Comparisons of text with string literals become binary."""
+    changed = False
+    for cmp in list(tree.find_all(exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)):
+        for col, lit in ((cmp.left, cmp.right), (cmp.right, cmp.left)):
+            if _is_text(col) and isinstance(lit, exp.Literal) and lit.is_string:
+                col.replace(exp.Cast(this=col.copy(), to=exp.DataType.build("BINARY")))
+                changed = True
+                break
+    for isin in list(tree.find_all(exp.In)):
+        if _is_text(isin.this) and isin.expressions and all(isinstance(v, exp.Literal) and v.is_string for v in isin.expressions):
+            isin.this.replace(exp.Cast(this=isin.this.copy(), to=exp.DataType.build("BINARY")))
+            changed = True
+    if changed:
+        ctx.applied.append("mysql_binary_strings")
+    return tree
+
+
+def mysql_double_arithmetic(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """MySQL's AVG of integers and `/` return DECIMAL with 4 more digits (1/3 = 0.3333);
+    SQLite returns a double. Both in DOUBLE."""
+    changed = False
+    for agg in list(tree.find_all(exp.Avg)):
+        agg.this.replace(exp.Cast(this=agg.this.copy(), to=exp.DataType.build("DOUBLE")))
+        changed = True
+    for div in list(tree.find_all(exp.Div)):
+        if not (_is_integer(div.this) and _is_integer(div.expression)):
+            div.this.replace(exp.Cast(this=div.this.copy(), to=exp.DataType.build("DOUBLE")))
+            changed = True
+    if changed:
+        ctx.applied.append("mysql_double_arithmetic")
+    return tree
+
+
+REWRITES: tuple[Rewrite, ...] = (
+    Rewrite("double_quoted_strings", ALL, double_quoted_strings, stage="raw"),
+    Rewrite("extreme_row_without_group", ALL, extreme_row_without_group, stage="raw"),
+    Rewrite("text_number_comparison", ALL, text_number_comparison),
+    Rewrite("text_integer_columns", frozenset({"postgres", "duckdb", "oracle"}), text_integer_columns),
+    Rewrite("numeric_aggregates_over_text", frozenset({"postgres", "duckdb", "oracle"}), numeric_aggregates_over_text),
+    Rewrite("like_case_insensitive", frozenset({"postgres", "duckdb"}), like_case_insensitive),
+    Rewrite("julianday", ALL, julianday),
+    Rewrite("bare_columns_in_groups", ALL, bare_columns_in_groups),
+    Rewrite("mysql_binary_strings", frozenset({"mysql"}), mysql_binary_strings),
+    Rewrite("mysql_double_arithmetic", frozenset({"mysql"}), mysql_double_arithmetic),
+    Rewrite("minus_for_except", frozenset({"oracle"}), minus_for_except),
+)
+
+
+# ---------------------------------------------------------------- translation
+
+@dataclass
+class Translation:
+    sql: str | None
+    method: str  # sqlglot | rules
+    applied: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def transpile_plain(sqlite_sql: str, engine: str) -> Translation:
+    """The baseline: sqlglot alone, no schema."""
+    try:
+        return Translation(sqlglot.transpile(sqlite_sql, read="sqlite", write=DIALECTS[engine])[0], "sqlglot")
+    except Exception as e:  # sqlglot's ParseError, TokenError, UnsupportedError …
+        return Translation(None, "sqlglot", error=f"sqlglot: {str(e).splitlines()[0][:300]}")
+
+
+def translate_rules(sqlite_sql: str, engine: str, schema: Schema) -> Translation:
+    """sqlglot with the schema plus the named rewrites for `engine`."""
+    ctx = Context(engine, schema)
+    dialect = DIALECTS[engine]
+    try:
+        tree = sqlglot.parse_one(sqlite_sql, read="sqlite")
+        for rw in REWRITES:
+            if rw.stage == "raw" and engine in rw.engines:
+                tree = rw.fn(tree, ctx)
+        try:
+            tree = qualify(tree, schema=schema.sqlglot_schema(), dialect="sqlite", validate_qualify_columns=False,
+                           quote_identifiers=False, identify=False)
+        except Exception:  # an unknown table or column: translate unqualified, let the engine say
+            ctx.applied.append("unqualified")
+        tree = annotate_types(tree, schema=schema.sqlglot_schema(), dialect="sqlite")
+        for rw in REWRITES:
+            if rw.stage == "typed" and engine in rw.engines:
+                tree = rw.fn(tree, ctx)
+        sql = tree.sql(dialect=dialect)
+        if engine == "oracle" and "minus_for_except" in ctx.applied:
+            sql = _oracle_minus(tree)
+        method = "rules" if [a for a in ctx.applied if a != "unqualified"] else "sqlglot"
+        return Translation(sql, method, ctx.applied)
+    except Exception as e:
+        return Translation(None, "rules", ctx.applied, error=f"{type(e).__name__}: {str(e).splitlines()[0][:300]}")
+
+
+def _oracle_minus(tree: exp.Expression) -> str:
+    """Oracle's own word for EXCEPT. sqlglot's generator cannot be subclassed when compiled
+    (sqlglotc), so the EXCEPT keyword tokens of its output are replaced — tokens, never text
+    inside strings or quoted names."""
+    sql = tree.sql(dialect="oracle")
+    from sqlglot.tokens import TokenType
+
+    for tok in reversed(sqlglot.Dialect.get_or_raise("oracle").tokenize(sql)):
+        if tok.token_type == TokenType.EXCEPT:
+            sql = sql[:tok.start] + "MINUS" + sql[tok.end + 1:]
+    return sql
+
+
+# ---------------------------------------------------------------- verification
+
+def _limited_select(sql: str, dialect: str):
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except Exception:
+        return None, None
+    node = tree
+    while isinstance(node, exp.Subquery):
+        node = node.this
+    if not isinstance(node, exp.Select) or not node.args.get("order") or not node.args.get("limit"):
+        return None, None
+    return tree, node
+
+
+def tie_probes(sql: str, dialect: str) -> tuple[str, str] | None:
+    """(the query without LIMIT/OFFSET, the limited query selecting only its sort keys)."""
+    tree, node = _limited_select(sql, dialect)
+    if tree is None:
+        return None
+    aliases = {e.alias.lower(): e.this for e in node.expressions if isinstance(e, exp.Alias)}
+    keys = []
+    for o in node.args["order"].expressions:
+        k = o.this
+        if isinstance(k, exp.Column) and not k.table and k.name.lower() in aliases:
+            k = aliases[k.name.lower()]
+        if isinstance(k, exp.Literal):  # ORDER BY 2: the second output column
+            try:
+                k = node.expressions[int(k.this) - 1]
+                k = k.this if isinstance(k, exp.Alias) else k
+            except (ValueError, IndexError):
+                return None
+        keys.append(k.copy())
+    keyed = node.copy()
+    keyed.set("expressions", keys)
+    keyed.set("distinct", node.args.get("distinct"))
+    full = tree.copy()
+    fnode = full
+    while isinstance(fnode, exp.Subquery):
+        fnode = fnode.this
+    fnode.set("limit", None)
+    fnode.set("offset", None)
+    return full.sql(dialect=dialect), keyed.sql(dialect=dialect)
+
+
+def verify(gold: Execution, pred: Execution, gold_sql: str, pred_sql: str, *, run_gold, run_pred, engine: str,
+           opts: CompareOptions = CompareOptions()) -> tuple[str, str | None]:
+    """(verdict, note): verified | executes_mismatch | error.
+
+    Results that differ only in how ties under ORDER BY … LIMIT were broken are verified
+    with note 'tie': without the LIMIT both return the same rows, and with it both chose rows
+    with the same sort-key values. A wrong sort direction or key fails the second check; the
+    comparator itself is not loosened."""
+    if pred.status != "ok":
+        return "error", pred.error_class
+    if gold.status != "ok":
+        return "error", "gold failed"
+    if results_match(gold.rows, pred.rows, gold_sql=gold_sql, opts=opts):
+        return "verified", None
+    g, p = tie_probes(gold_sql, "sqlite"), tie_probes(pred_sql, DIALECTS[engine])
+    if g and p and len(gold.rows) == len(pred.rows):
+        g_full, p_full = run_gold(g[0]), run_pred(p[0])
+        g_keys, p_keys = run_gold(g[1]), run_pred(p[1])
+        bag = CompareOptions(rows=opts.rows, order="ignore", column_order=opts.column_order, float_tol=opts.float_tol)
+        if (all(x.status == "ok" and not x.truncated for x in (g_full, p_full, g_keys, p_keys))
+                and results_match(g_full.rows, p_full.rows, opts=bag)
+                and results_match(g_keys.rows, p_keys.rows, opts=bag)):
+            return "verified", "tie"
+    return "executes_mismatch", None
