@@ -146,6 +146,19 @@ def cmd_execute(args) -> int:
     return 0
 
 
+def cmd_translate(args) -> int:
+    from exesql_ray.translate_stage import run_translate
+
+    cfg = _config(args)
+    summary = run_translate(cfg, progress=lambda m: print(m, file=sys.stderr))
+    for engine, st in summary["engines"].items():
+        print(f"translate → {engine}: verified {st['verified_share']:.1%} of {summary['examples']} "
+              f"({', '.join(f'{k} {v}' for k, v in sorted(st['verdicts'].items()))}; verified by "
+              f"{', '.join(f'{k} {v}' for k, v in sorted(st['verified_by_method'].items()))}) in {st['seconds']} s")
+    print(f"D_Trans under {Path(cfg.run_dir) / 'd_trans'}; {summary['skipped_missing_db']} examples skipped (no DB)")
+    return 0
+
+
 def cmd_config_show(args) -> int:
     from exesql_ray.config import dump_config, load_config
 
@@ -200,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML config")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value")
     p.set_defaults(func=cmd_execute)
+
+    p = sub.add_parser("translate", help="stage 1: translate the dataset's SQLite gold, verified by execution")
+    p.add_argument("--config", required=True)
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    p.set_defaults(func=cmd_translate)
 
     cfg = sub.add_parser("config", help="validate and print a config")
     csub = cfg.add_subparsers(dest="config_command", required=True)

@@ -97,6 +97,26 @@ class CompareConfig(Section):
     float_tol: float = Field(default=1e-6, ge=0)
 
 
+class RepairConfig(Section):
+    # none: rules only; openai: any OpenAI-compatible endpoint (base_url, model, key from
+    # the environment variable api_key_env).
+    backend: Literal["none", "openai"] = "none"
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    max_rounds: int = Field(default=3, ge=0)
+
+
+class TranslateConfig(Section):
+    # Engines to translate into (default: engines.targets other than sqlite).
+    engines: list[EngineName] | None = None
+    # Splits to translate (default: data.train_split and data.eval_splits).
+    splits: list[str] | None = None
+    shard_size: int = Field(default=500, ge=1)
+    workers: int = Field(default=2, ge=1)
+    repair: RepairConfig = Field(default_factory=RepairConfig)
+
+
 class Config(Section):
     run_dir: str = "runs/default"
     seed: int = 0
@@ -104,6 +124,7 @@ class Config(Section):
     engines: EnginesConfig = Field(default_factory=EnginesConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     compare: CompareConfig = Field(default_factory=CompareConfig)
+    translate: TranslateConfig = Field(default_factory=TranslateConfig)
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

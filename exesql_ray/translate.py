@@ -193,6 +193,38 @@ def bare_columns_in_groups(tree: exp.Expression, ctx: Context) -> exp.Expression
     return tree
 
 
+def integer_division(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """SQLite divides integers as integers. PostgreSQL does too, but its SUM of integers is
+    NUMERIC, which makes `SUM(x) / COUNT(*)` fractional: both sides become BIGINT. (sqlglot
+    already writes DuckDB's and MySQL's integer division when it knows the types.)"""
+    changed = False
+    for div in list(tree.find_all(exp.Div)):
+        if _is_integer(div.this) and _is_integer(div.expression):
+            for side in (div.this, div.expression):
+                if not isinstance(side, exp.Literal):
+                    side.replace(exp.Cast(this=side.copy(), to=exp.DataType.build("BIGINT")))
+            changed = True
+    if changed:
+        ctx.applied.append("integer_division")
+    return tree
+
+
+_TRUNC = {"postgres": "TRUNC({x})", "duckdb": "TRUNC({x})", "mysql": "TRUNCATE({x}, 0)", "oracle": "TRUNC({x})"}
+
+
+def cast_to_integer_truncates(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """SQLite's CAST(20.9 AS INTEGER) is 20; PostgreSQL, MySQL and DuckDB round to 21."""
+    changed = False
+    for cast in list(tree.find_all(exp.Cast)):
+        if cast.to.this in exp.DataType.INTEGER_TYPES and not _is_integer(cast.this) and not _is_text(cast.this):
+            arg = cast.this.sql(dialect=DIALECTS[ctx.engine])
+            cast.this.replace(sqlglot.parse_one(_TRUNC[ctx.engine].format(x=arg), read=DIALECTS[ctx.engine]))
+            changed = True
+    if changed:
+        ctx.applied.append("cast_to_integer_truncates")
+    return tree
+
+
 def minus_for_except(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """Oracle before 21c knows EXCEPT only as MINUS (sqlglot writes EXCEPT)."""
     if tree.find(exp.Except):
@@ -323,6 +355,8 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("numeric_aggregates_over_text", frozenset({"postgres", "duckdb", "oracle"}), numeric_aggregates_over_text),
     Rewrite("like_case_insensitive", frozenset({"postgres", "duckdb"}), like_case_insensitive),
     Rewrite("julianday", ALL, julianday),
+    Rewrite("integer_division", frozenset({"postgres"}), integer_division),
+    Rewrite("cast_to_integer_truncates", ALL, cast_to_integer_truncates),
     Rewrite("bare_columns_in_groups", ALL, bare_columns_in_groups),
     Rewrite("mysql_binary_strings", frozenset({"mysql"}), mysql_binary_strings),
     Rewrite("mysql_double_arithmetic", frozenset({"mysql"}), mysql_double_arithmetic),
@@ -398,13 +432,13 @@ def _limited_select(sql: str, dialect: str):
     node = tree
     while isinstance(node, exp.Subquery):
         node = node.this
-    if not isinstance(node, exp.Select) or not node.args.get("order") or not node.args.get("limit"):
+    if not isinstance(node, exp.Select) or not node.args.get("order"):
         return None, None
     return tree, node
 
 
 def tie_probes(sql: str, dialect: str) -> tuple[str, str] | None:
-    """(the query without LIMIT/OFFSET, the limited query selecting only its sort keys)."""
+    """(the query without LIMIT/OFFSET, the query selecting only its sort keys, LIMIT kept)."""
     tree, node = _limited_select(sql, dialect)
     if tree is None:
         return None
@@ -437,9 +471,9 @@ def verify(gold: Execution, pred: Execution, gold_sql: str, pred_sql: str, *, ru
            opts: CompareOptions = CompareOptions()) -> tuple[str, str | None]:
     """(verdict, note): verified | executes_mismatch | error.
 
-    Results that differ only in how ties under ORDER BY … LIMIT were broken are verified
-    with note 'tie': without the LIMIT both return the same rows, and with it both chose rows
-    with the same sort-key values. A wrong sort direction or key fails the second check; the
+    Results that differ only in how ties under ORDER BY (… LIMIT) were broken are verified
+    with note 'tie': without the LIMIT both return the same rows, and both return the same
+    sequence of sort-key values. A wrong sort direction or key fails the second check; the
     comparator itself is not loosened."""
     if pred.status != "ok":
         return "error", pred.error_class
@@ -452,8 +486,70 @@ def verify(gold: Execution, pred: Execution, gold_sql: str, pred_sql: str, *, ru
         g_full, p_full = run_gold(g[0]), run_pred(p[0])
         g_keys, p_keys = run_gold(g[1]), run_pred(p[1])
         bag = CompareOptions(rows=opts.rows, order="ignore", column_order=opts.column_order, float_tol=opts.float_tol)
+        in_order = CompareOptions(rows=opts.rows, order="strict", column_order=True, float_tol=opts.float_tol)
         if (all(x.status == "ok" and not x.truncated for x in (g_full, p_full, g_keys, p_keys))
                 and results_match(g_full.rows, p_full.rows, opts=bag)
-                and results_match(g_keys.rows, p_keys.rows, opts=bag)):
+                and results_match(g_keys.rows, p_keys.rows, opts=in_order)):
             return "verified", "tie"
     return "executes_mismatch", None
+
+
+# ---------------------------------------------------------------- one example, with repair
+
+TRANSLATION_FIELDS = ("id", "db_id", "dialect", "sqlite_sql", "sql", "method", "attempts", "verdict",
+                      "error_class", "error", "note")
+
+
+def _feedback(pred: Execution, gold: Execution, limit: int = 5) -> str:
+    if pred.status != "ok":
+        return f"{pred.status}: {pred.error}"
+    g, p = (gold.rows or [])[:limit], (pred.rows or [])[:limit]
+    return (f"It ran but returned a different result: {pred.row_count} rows, first {p!r}; "
+            f"the SQLite query returns {gold.row_count} rows, first {g!r}.")
+
+
+def translate_example(ex, engine: str, sqlite_exec, target_exec, *, backend=None, max_rounds: int = 3,
+                      opts: CompareOptions = CompareOptions()) -> dict:
+    """One record per (example, engine). Rules first; on error or mismatch, up to
+    `max_rounds` repair rounds, each shown the schema, question, SQLite query, failing
+    translation and the engine's error or a short result diff."""
+    from exesql_ray.prompts import extract_sql, repair_prompt
+
+    rec = {k: None for k in TRANSLATION_FIELDS}
+    rec.update(id=ex.id, db_id=ex.db_id, dialect=engine, sqlite_sql=ex.sqlite_sql, attempts=0)
+    gold = sqlite_exec.execute_sql(ex.db_id, ex.sqlite_sql)
+    if gold.status != "ok":
+        rec.update(verdict="gold_error", error=gold.error, error_class=gold.error_class)
+        return rec
+    schema = schema_of(ex.db_path)
+    tr = translate_rules(ex.sqlite_sql, engine, schema)
+    rec.update(method=tr.method, sql=tr.sql, attempts=1)
+
+    def judge(sql: str):
+        pred = target_exec.execute_sql(ex.db_id, sql)
+        v, note = verify(gold, pred, ex.sqlite_sql, sql, run_gold=lambda q: sqlite_exec.execute_sql(ex.db_id, q),
+                         run_pred=lambda q: target_exec.execute_sql(ex.db_id, q), engine=engine, opts=opts)
+        return pred, v, note
+
+    if tr.sql is None:
+        pred, verdict, note = Execution("error", error_class="syntax", error=tr.error), "error", None
+    else:
+        pred, verdict, note = judge(tr.sql)
+    current = tr.sql or ex.sqlite_sql
+    rounds = 0
+    while verdict != "verified" and backend is not None and rounds < max_rounds:
+        rounds += 1
+        prompt = repair_prompt(engine=engine, schema=schema, question=ex.question, sqlite_sql=ex.sqlite_sql,
+                               failing_sql=current, feedback=_feedback(pred, gold))
+        candidate = extract_sql(backend.complete([prompt])[0])
+        rec["attempts"] += 1
+        if not candidate:
+            continue
+        current = candidate
+        pred, verdict, note = judge(candidate)
+        rec.update(method="llm", sql=candidate)
+    rec.update(verdict=verdict, note=note)
+    if verdict != "verified":
+        rec.update(error_class=pred.error_class if pred.status != "ok" else "mismatch",
+                   error=pred.error if pred.status != "ok" else _feedback(pred, gold)[:500])
+    return rec
