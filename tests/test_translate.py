@@ -104,3 +104,63 @@ def test_oracle_translations_parse_back():
         assert tr.sql and sqlglot.parse_one(tr.sql, read="oracle") is not None, tr
     assert "MINUS" in translate_rules("SELECT a FROM t EXCEPT SELECT a FROM u", "oracle", schema).sql
     assert "FETCH FIRST 3 ROWS ONLY" in translate_rules("SELECT name FROM singer LIMIT 3", "oracle", schema).sql
+
+
+class ScriptedTranslator:
+    """Stands in for the LLM: returns the scripted completions in turn and records prompts.
+    This tests the repair loop's control flow, not translation quality."""
+
+    name = "scripted"
+
+    def __init__(self, completions):
+        self.completions = list(completions)
+        self.prompts = []
+
+    def complete(self, prompts):
+        self.prompts.extend(prompts)
+        return [self.completions.pop(0) for _ in prompts]
+
+
+def _example(db, sql, question="q"):
+    from exesql_ray.data.records import Example
+
+    return Example(id="t/1", dataset="spider", split="dev", db_id=db, question=question, sqlite_sql=sql,
+                   db_path=str(shared(f"{SPIDER}/{db}/{db}.sqlite")))
+
+
+def test_repair_loop_feeds_error_back_and_stops_on_success(spider_engines):
+    from exesql_ray.translate import translate_example
+
+    # strftime with a modifier the rules do not translate for PostgreSQL: the rules' output fails
+    ex = _example("concert_singer", "SELECT count(*) FROM singer WHERE age > 30 AND name NOT LIKE 'x%' "
+                                    "AND date('now', '-1 day') IS NOT NULL")
+    bot = ScriptedTranslator(["here you go:\n```sql\nSELECT count(* FROM singer\n```",
+                              "```sql\nSELECT count(*) FROM singer WHERE age > 30 AND name NOT LIKE 'x%'\n```",
+                              "never used"])
+    rec = translate_example(ex, "postgres", spider_engines["sqlite"], spider_engines["postgres"], backend=bot,
+                            max_rounds=3)
+    assert rec["verdict"] == "verified" and rec["method"] == "llm"
+    assert rec["attempts"] == 3  # rules, then two repair rounds; the third completion is never asked for
+    assert len(bot.prompts) == 2 and bot.completions == ["never used"]
+    assert "SQLite query" in bot.prompts[0] and "date('now'" in bot.prompts[0]
+    assert "syntax" in bot.prompts[1] or "error" in bot.prompts[1]  # the second round saw the first one's error
+
+
+def test_repair_loop_gives_up_after_k_and_records_attempts(spider_engines):
+    from exesql_ray.translate import translate_example
+
+    ex = _example("concert_singer", "SELECT count(*) FROM singer WHERE date('now', '-1 day') IS NOT NULL")
+    bot = ScriptedTranslator(["SELECT nope FROM singer", "SELECT count(*) FROM singer WHERE 1 = 0"])
+    rec = translate_example(ex, "postgres", spider_engines["sqlite"], spider_engines["postgres"], backend=bot,
+                            max_rounds=2)
+    assert rec["verdict"] in ("executes_mismatch", "error") and rec["attempts"] == 3
+    assert "different result" in bot.prompts[1] or "error" in bot.prompts[1]
+    assert rec["sql"] == "SELECT count(*) FROM singer WHERE 1 = 0"
+
+
+def test_gold_that_fails_on_sqlite_is_reported_not_translated(spider_engines):
+    from exesql_ray.translate import translate_example
+
+    rec = translate_example(_example("concert_singer", "SELECT nope FROM singer"), "postgres",
+                            spider_engines["sqlite"], spider_engines["postgres"])
+    assert rec["verdict"] == "gold_error" and rec["sql"] is None and rec["attempts"] == 0
