@@ -159,11 +159,19 @@ def _inside_aggregate(node: exp.Expression) -> bool:
     return False
 
 
+# (for MIN, for MAX): the value of b on the row where e is smallest / largest (NULLs ignored)
+_ROW_OF_EXTREME = {
+    "postgres": ("(ARRAY_AGG({b} ORDER BY {e} ASC NULLS LAST))[1]", "(ARRAY_AGG({b} ORDER BY {e} DESC NULLS LAST))[1]"),
+    "duckdb": ("ARG_MIN({b}, {e})", "ARG_MAX({b}, {e})"),
+}
+
+
 def bare_columns_in_groups(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """SQLite lets a grouped query select a column that is neither grouped nor aggregated
     (Spider does this with columns that the group key determines); MySQL 8 (ONLY_FULL_GROUP_BY)
-    and DuckDB refuse, PostgreSQL refuses unless a primary key determines it. MIN(col) is the
-    column's value when the key determines it."""
+    and DuckDB refuse, PostgreSQL refuses unless a primary key determines it. Beside a single
+    MAX/MIN, SQLite returns the column of the row holding that extreme: PostgreSQL and DuckDB
+    say so directly; otherwise MIN(col), which is the column's value when the key determines it."""
     changed = False
     for select in list(tree.find_all(exp.Select)):
         group = select.args.get("group")
@@ -177,6 +185,9 @@ def bare_columns_in_groups(tree: exp.Expression, ctx: Context) -> exp.Expression
         having = select.args.get("having")
         if having:
             scope_nodes.append(having.this)
+        extremes = [a for e in select.expressions for a in e.find_all(exp.Max, exp.Min)
+                    if a.find_ancestor(exp.Select) is select]
+        template = _ROW_OF_EXTREME.get(ctx.engine) if len(extremes) == 1 else None
         for node in scope_nodes:
             for col in list(node.find_all(exp.Column)):
                 if col.sql().lower() in keys or _inside_aggregate(col):
@@ -186,7 +197,14 @@ def bare_columns_in_groups(tree: exp.Expression, ctx: Context) -> exp.Expression
                 alias_target = isinstance(node, exp.Column) and node is col and order and node in [o.this for o in order.expressions]
                 if alias_target and col.name.lower() in {e.alias_or_name.lower() for e in select.expressions}:
                     continue  # ORDER BY an output alias
-                col.replace(exp.Min(this=col.copy()))
+                if template:
+                    # the column of the row that holds the group's MAX/MIN, as SQLite returns it
+                    ext = extremes[0]
+                    d = DIALECTS[ctx.engine]
+                    col.replace(sqlglot.parse_one(template[type(ext) is exp.Max].format(
+                        b=col.sql(dialect=d), e=ext.this.sql(dialect=d)), read=d))
+                else:
+                    col.replace(exp.Min(this=col.copy()))
                 changed = True
     if changed:
         ctx.applied.append("bare_columns_in_groups")
@@ -222,6 +240,32 @@ def cast_to_integer_truncates(tree: exp.Expression, ctx: Context) -> exp.Express
             changed = True
     if changed:
         ctx.applied.append("cast_to_integer_truncates")
+    return tree
+
+
+def distinct_order_by_unselected(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """`SELECT DISTINCT a FROM t ORDER BY b DESC`: SQLite orders each distinct row by the b of
+    one of its rows; PostgreSQL refuses. Grouped instead, ordered by MAX(b) when descending and
+    MIN(b) when ascending."""
+    changed = False
+    for sel in list(tree.find_all(exp.Select)):
+        order = sel.args.get("order")
+        if not sel.args.get("distinct") or not order or sel.args.get("group"):
+            continue
+        shown = {e.sql().lower() for e in sel.expressions} | {e.alias_or_name.lower() for e in sel.expressions}
+        hidden = [o for o in order.expressions if o.this.sql().lower() not in shown
+                  and not isinstance(o.this, exp.Literal)]
+        if not hidden or any(e.find(exp.AggFunc) for e in sel.expressions):
+            continue
+        sel.set("distinct", None)
+        sel.set("group", exp.Group(expressions=[e.this.copy() if isinstance(e, exp.Alias) else e.copy()
+                                                for e in sel.expressions]))
+        for o in hidden:
+            agg = exp.Max if o.args.get("desc") else exp.Min
+            o.set("this", agg(this=o.this.copy()))
+        changed = True
+    if changed:
+        ctx.applied.append("distinct_order_by_unselected")
     return tree
 
 
@@ -276,12 +320,24 @@ def text_integer_columns(tree: exp.Expression, ctx: Context) -> exp.Expression:
     return tree
 
 
+# SQLite reads text as a number by its numeric prefix ('12abc' → 12, 'null' → 0); the
+# common cases — a number, or text that is none — written per engine.
+_NUMBER_RX = r"^\s*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?\s*$"
+_TEXT_AS_NUMBER = {
+    "postgres": "CASE WHEN {x} IS NULL THEN NULL WHEN {x} ~ '" + _NUMBER_RX + "' THEN CAST({x} AS DOUBLE PRECISION) ELSE 0 END",
+    "duckdb": "CASE WHEN {x} IS NULL THEN NULL ELSE COALESCE(TRY_CAST({x} AS DOUBLE), 0) END",
+    "oracle": "CASE WHEN {x} IS NULL THEN NULL ELSE COALESCE(TO_BINARY_DOUBLE({x} DEFAULT 0 ON CONVERSION ERROR), 0) END",
+}
+
+
 def numeric_aggregates_over_text(tree: exp.Expression, ctx: Context) -> exp.Expression:
-    """avg/sum of a text column: SQLite reads the text as numbers, PostgreSQL/DuckDB refuse."""
+    """avg/sum of a text column: SQLite reads the text as numbers (text that is none counts
+    as 0); PostgreSQL/DuckDB refuse text."""
     changed = False
     for agg in list(tree.find_all(exp.Avg, exp.Sum)):
         if _is_text(agg.this):
-            agg.this.replace(exp.Cast(this=agg.this.copy(), to=exp.DataType.build("DOUBLE")))
+            arg = agg.this.sql(dialect=DIALECTS[ctx.engine])
+            agg.this.replace(sqlglot.parse_one(_TEXT_AS_NUMBER[ctx.engine].format(x=arg), read=DIALECTS[ctx.engine]))
             changed = True
     if changed:
         ctx.applied.append("numeric_aggregates_over_text")
@@ -296,10 +352,15 @@ def extreme_row_without_group(tree: exp.Expression, ctx: Context) -> exp.Express
     if not isinstance(sel, exp.Select) or sel.args.get("group") or sel.args.get("order") or sel.args.get("limit"):
         return tree
     aggs = [a for e in sel.expressions for a in e.find_all(exp.AggFunc)]
-    if len(aggs) != 1 or not isinstance(aggs[0], (exp.Max, exp.Min)):
-        return tree
     bare = [c for e in sel.expressions for c in e.find_all(exp.Column) if not _inside_aggregate(c)]
-    if not bare:
+    if not aggs or not bare:
+        return tree
+    if len(aggs) != 1 or not isinstance(aggs[0], (exp.Max, exp.Min)):
+        # COUNT/SUM/… beside a bare column: SQLite takes the column from some row of the
+        # (single) group; MIN() is a value from that group, NULL when it is empty, as SQLite's.
+        for c in bare:
+            c.replace(exp.Min(this=c.copy()))
+        ctx.applied.append("extreme_row_without_group")
         return tree
     agg = aggs[0]
     key = agg.this.copy()
@@ -358,6 +419,7 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("integer_division", frozenset({"postgres"}), integer_division),
     Rewrite("cast_to_integer_truncates", ALL, cast_to_integer_truncates),
     Rewrite("bare_columns_in_groups", ALL, bare_columns_in_groups),
+    Rewrite("distinct_order_by_unselected", frozenset({"postgres", "duckdb", "oracle"}), distinct_order_by_unselected),
     Rewrite("mysql_binary_strings", frozenset({"mysql"}), mysql_binary_strings),
     Rewrite("mysql_double_arithmetic", frozenset({"mysql"}), mysql_double_arithmetic),
     Rewrite("minus_for_except", frozenset({"oracle"}), minus_for_except),
