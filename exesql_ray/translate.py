@@ -28,9 +28,16 @@ SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "text": "TEXT", "blob": "BLOB"}
 
 @dataclass(frozen=True)
 class Schema:
-    """Tables → columns → stored kind (int, float, text, blob), names lower-cased."""
+    """Tables → columns → stored kind (int, float, text, blob), names lower-cased; and, from
+    SQLite's declared types, each column's affinity (integer, real, numeric, text, blob)."""
 
     tables: dict[str, dict[str, str]]
+    affinity: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def column_affinity(self, name: str) -> str | None:
+        """The affinity of columns called `name` when every table agrees on it."""
+        found = {cols[name] for cols in self.affinity.values() if name in cols}
+        return found.pop() if len(found) == 1 else None
 
     def sqlglot_schema(self) -> dict:
         return {t: {c: SQL_TYPES[k] for c, k in cols.items()} for t, cols in self.tables.items()}
@@ -45,8 +52,30 @@ def schema_of(db_path: str) -> Schema:
     """Column kinds as migration chooses them (from the values actually stored)."""
     from exesql_ray.engines.migrate import read_sqlite
 
+    import sqlite3
+
     src = read_sqlite("_", db_path)
-    return Schema({t.name.lower(): {c.name.lower(): c.kind for c in t.columns} for t in src.tables})
+    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        affinity = {t.name.lower(): {r[1].lower(): sqlite_affinity(r[2] or "")
+                                     for r in con.execute(f'PRAGMA table_info("{t.name}")')} for t in src.tables}
+    finally:
+        con.close()
+    return Schema({t.name.lower(): {c.name.lower(): c.kind for c in t.columns} for t in src.tables}, affinity)
+
+
+def sqlite_affinity(declared: str) -> str:
+    """SQLite's rules (datatype3.html, 3.1), in their order."""
+    t = declared.upper()
+    if "INT" in t:
+        return "integer"
+    if "CHAR" in t or "CLOB" in t or "TEXT" in t:
+        return "text"
+    if "BLOB" in t or not t:
+        return "blob"
+    if "REAL" in t or "FLOA" in t or "DOUB" in t:
+        return "real"
+    return "numeric"
 
 
 @dataclass
@@ -97,6 +126,8 @@ def _is_number_literal(e: exp.Expression) -> bool:
         isinstance(e, exp.Neg) and isinstance(e.this, exp.Literal) and not e.this.is_string)
 
 
+
+
 def text_number_comparison(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """SQLite compares a text column with a number as text (affinity rules); PostgreSQL
     refuses text = integer and MySQL compares numerically. The number becomes a string."""
@@ -104,7 +135,19 @@ def text_number_comparison(tree: exp.Expression, ctx: Context) -> exp.Expression
     for cmp in list(tree.find_all(exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)):
         for col, lit in ((cmp.left, cmp.right), (cmp.right, cmp.left)):
             if isinstance(col, exp.Column) and _is_text(col) and _is_number_literal(lit):
-                lit.replace(exp.Literal.string(lit.sql()))
+                if ctx.schema.column_affinity(col.name.lower()) in ("integer", "real", "numeric") and \
+                        ctx.engine in _NUMERIC_TEXT_COMPARE:
+                    # declared numeric, some values stored as text: numbers compare as numbers,
+                    # and SQLite ranks any text above every number
+                    op = {exp.EQ: "=", exp.NEQ: "<>", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}[type(cmp)]
+                    if col is cmp.right:
+                        op = {">": "<", ">=": "<=", "<": ">", "<=": ">="}.get(op, op)
+                    text_wins = "TRUE" if op in (">", ">=", "<>") else "FALSE"
+                    d = DIALECTS[ctx.engine]
+                    cmp.replace(sqlglot.parse_one(_NUMERIC_TEXT_COMPARE[ctx.engine].format(
+                        x=col.sql(dialect=d), op=op, n=lit.sql(dialect=d), text=text_wins), read=d))
+                else:
+                    lit.replace(exp.Literal.string(lit.sql()))
                 changed = True
                 break
     for isin in list(tree.find_all(exp.In)):
@@ -327,6 +370,12 @@ _TEXT_AS_NUMBER = {
     "postgres": "CASE WHEN {x} IS NULL THEN NULL WHEN {x} ~ '" + _NUMBER_RX + "' THEN CAST({x} AS DOUBLE PRECISION) ELSE 0 END",
     "duckdb": "CASE WHEN {x} IS NULL THEN NULL ELSE COALESCE(TRY_CAST({x} AS DOUBLE), 0) END",
     "oracle": "CASE WHEN {x} IS NULL THEN NULL ELSE COALESCE(TO_BINARY_DOUBLE({x} DEFAULT 0 ON CONVERSION ERROR), 0) END",
+}
+
+
+_NUMERIC_TEXT_COMPARE = {
+    "postgres": "(CASE WHEN {x} IS NULL THEN NULL WHEN {x} ~ '" + _NUMBER_RX.replace("{", "{{").replace("}", "}}") + "' THEN CAST({x} AS DOUBLE PRECISION) {op} {n} ELSE {text} END)",
+    "duckdb": "(CASE WHEN {x} IS NULL THEN NULL WHEN TRY_CAST({x} AS DOUBLE) IS NOT NULL THEN TRY_CAST({x} AS DOUBLE) {op} {n} ELSE {text} END)",
 }
 
 
