@@ -206,6 +206,10 @@ def _inside_aggregate(node: exp.Expression) -> bool:
 _ROW_OF_EXTREME = {
     "postgres": ("(ARRAY_AGG({b} ORDER BY {e} ASC NULLS LAST))[1]", "(ARRAY_AGG({b} ORDER BY {e} DESC NULLS LAST))[1]"),
     "duckdb": ("ARG_MIN({b}, {e})", "ARG_MAX({b}, {e})"),
+    # MySQL has no ordered aggregate returning a value: the first of an ordered GROUP_CONCAT
+    # (cast back to the column's type); rows without e go last, as SQLite's MIN/MAX skip them.
+    "mysql": ("SUBSTRING_INDEX(GROUP_CONCAT({b} ORDER BY {e} IS NULL, {e} ASC SEPARATOR '\x1f'), '\x1f', 1)",
+              "SUBSTRING_INDEX(GROUP_CONCAT({b} ORDER BY {e} IS NULL, {e} DESC SEPARATOR '\x1f'), '\x1f', 1)"),
 }
 
 
@@ -244,8 +248,10 @@ def bare_columns_in_groups(tree: exp.Expression, ctx: Context) -> exp.Expression
                     # the column of the row that holds the group's MAX/MIN, as SQLite returns it
                     ext = extremes[0]
                     d = DIALECTS[ctx.engine]
-                    col.replace(sqlglot.parse_one(template[type(ext) is exp.Max].format(
-                        b=col.sql(dialect=d), e=ext.this.sql(dialect=d)), read=d))
+                    cast = "" if _is_text(col) else ("SIGNED" if _is_integer(col) else "DOUBLE")
+                    sql = template[type(ext) is exp.Max].format(b=col.sql(dialect=d), e=ext.this.sql(dialect=d))
+                    col.replace(sqlglot.parse_one(f"CAST({sql} AS {cast})" if cast and ctx.engine == "mysql" else sql,
+                                                  read=d))
                 else:
                     col.replace(exp.Min(this=col.copy()))
                 changed = True
@@ -568,6 +574,10 @@ def tie_probes(sql: str, dialect: str) -> tuple[str, str] | None:
         keys.append(k.copy())
     keyed = node.copy()
     keyed.set("expressions", keys)
+    # order by the resolved keys too: an ORDER BY that named an output alias would no longer resolve
+    keyed.set("order", exp.Order(expressions=[
+        exp.Ordered(this=k.copy(), desc=o.args.get("desc"), nulls_first=o.args.get("nulls_first"))
+        for k, o in zip(keys, node.args["order"].expressions)]))
     keyed.set("distinct", node.args.get("distinct"))
     full = tree.copy()
     fnode = full
