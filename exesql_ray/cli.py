@@ -154,8 +154,9 @@ def cmd_translate(args) -> int:
     for engine, st in summary["engines"].items():
         print(f"translate → {engine}: verified {st['verified_share']:.1%} of {summary['examples']} "
               f"({', '.join(f'{k} {v}' for k, v in sorted(st['verdicts'].items()))}; verified by "
-              f"{', '.join(f'{k} {v}' for k, v in sorted(st['verified_by_method'].items()))}) in {st['seconds']} s")
-    print(f"D_Trans under {Path(cfg.run_dir) / 'd_trans'}; {summary['skipped_missing_db']} examples skipped (no DB)")
+              f"{', '.join(f'{k} {v}' for k, v in sorted(st['verified_by_method'].items()))})")
+    print(f"D_Trans under {Path(cfg.run_dir) / 'd_trans'}; {summary['skipped_missing_db']} examples skipped (no DB); "
+          f"{summary['seconds']} s")
     return 0
 
 

@@ -1,26 +1,48 @@
 """The translation stage: every example × target engine → a verdict record; verified rows
-are D_Trans. Sharded Parquet under `<run_dir>/translate/<engine>/`; a re-run skips shards that
-are already written (a shard is written whole, atomically, or not at all)."""
+are D_Trans. Work is planned as shards (`plan`), each translated whole and written atomically
+to `<run_dir>/translate/<engine>/part-NNNNN.parquet`, so a re-run skips finished shards. The
+same `translate_shard` runs in this process (`run_translate`) or in Ray actors
+(`actors/translator.py`, `jobs/translate.py`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from exesql_ray.compare import CompareOptions
 from exesql_ray.config import Config
-from exesql_ray.data import load_dataset, write_parquet_atomic
+from exesql_ray.data import Example, load_dataset, write_parquet_atomic
 from exesql_ray.engines import open_engine
 from exesql_ray.executor import Executor
 from exesql_ray.translate import TRANSLATION_FIELDS, translate_example
 
 SCHEMA = pa.schema([(k, pa.int64() if k == "attempts" else pa.string()) for k in TRANSLATION_FIELDS])
+
+
+@dataclass
+class ShardTask:
+    engine: str
+    path: str
+    examples: list[dict]  # Example as a dict: tasks travel to Ray actors
+
+
+@dataclass
+class Plan:
+    engines: list[str]
+    root: Path
+    tasks: list[ShardTask]  # the shards not written yet
+    examples: int
+    skipped_missing_db: int
+    db_root: str | None
 
 
 def repair_backend(cfg: Config):
@@ -32,49 +54,84 @@ def repair_backend(cfg: Config):
     return OpenAICompatible(r.base_url, r.model, r.api_key_env)
 
 
-def run_translate(cfg: Config, progress=print) -> dict:
+def plan(cfg: Config) -> Plan:
     engines = cfg.translate.engines or [e for e in cfg.engines.targets if e != "sqlite"]
     splits = cfg.translate.splits or [cfg.data.train_split, *cfg.data.eval_splits]
     ds = load_dataset(cfg.data.dataset, cfg.data.path, splits)
-    examples = [e for s in splits for e in ds.splits.get(s, [])][: None]
-    if cfg.data.limit:
-        examples = [e for s in splits for e in ds.splits.get(s, [])[: cfg.data.limit]]
-    skipped_no_db = sum(not e.has_db for e in examples)
-    examples = [e for e in examples if e.has_db]
+    examples = [e for s in splits for e in ds.splits.get(s, [])[: cfg.data.limit]]
+    with_db = [e for e in examples if e.has_db]
     root = Path(cfg.run_dir) / "translate"
-    backend = repair_backend(cfg)
-    opts = CompareOptions.from_config(cfg.compare)
-    db_root = Path(examples[0].db_path).parent.parent if examples else None
-    summary = {"examples": len(examples), "skipped_missing_db": skipped_no_db, "engines": {}}
-    sqlite = Executor(open_engine("sqlite", cfg, db_root=db_root))
+    size = cfg.translate.shard_size
+    tasks = []
     for engine in engines:
-        target = Executor(open_engine(engine, cfg))
-        out_dir = root / engine
-        counts, methods, t0 = Counter(), Counter(), time.time()
-        size = cfg.translate.shard_size
-        for i in range(0, len(examples), size):
-            shard = out_dir / f"part-{i // size:05d}.parquet"
-            if not shard.exists():
-                chunk = examples[i:i + size]
-                with ThreadPoolExecutor(cfg.translate.workers) as pool:
-                    recs = list(pool.map(lambda e: translate_example(
-                        e, engine, sqlite, target, backend=backend, max_rounds=cfg.translate.repair.max_rounds,
-                        opts=opts), chunk))
-                write_parquet_atomic(pa.Table.from_pylist(recs, schema=SCHEMA), shard)
-                progress(f"translate {engine}: shard {shard.name} ({len(recs)} examples)")
-            table = pq.read_table(shard)
-            counts.update(table.column("verdict").to_pylist())
-            methods.update(m for m, v in zip(table.column("method").to_pylist(), table.column("verdict").to_pylist())
-                           if v == "verified")
-        d_trans = [pq.read_table(p).filter(pa.compute.equal(pq.read_table(p).column("verdict"), "verified"))
-                   for p in sorted(out_dir.glob("part-*.parquet"))]
-        if d_trans:
-            write_parquet_atomic(pa.concat_tables(d_trans), root.parent / "d_trans" / f"{engine}.parquet")
-        n = sum(counts.values()) - counts.get("gold_error", 0)
-        summary["engines"][engine] = {"verdicts": dict(counts), "verified_by_method": dict(methods),
-                                      "verified_share": round(counts["verified"] / n, 4) if n else None,
-                                      "seconds": round(time.time() - t0, 1)}
-        target.engine.close()
-    sqlite.engine.close()
-    (root / "summary.json").write_text(json.dumps(summary, indent=1))
+        for i in range(0, len(with_db), size):
+            path = root / engine / f"part-{i // size:05d}.parquet"
+            if not path.exists():
+                tasks.append(ShardTask(engine, str(path), [dataclasses.asdict(e) for e in with_db[i:i + size]]))
+    db_root = str(Path(with_db[0].db_path).parent.parent) if with_db else None
+    return Plan(engines, root, tasks, len(with_db), len(examples) - len(with_db), db_root)
+
+
+class ShardTranslator:
+    """Holds the SQLite executor and one executor per target engine; translates shards."""
+
+    def __init__(self, cfg: Config, db_root: str | None):
+        self.cfg = cfg
+        self.sqlite = Executor(open_engine("sqlite", cfg, db_root=db_root))
+        self.targets: dict[str, Executor] = {}
+        self.backend = repair_backend(cfg)
+        self.opts = CompareOptions.from_config(cfg.compare)
+
+    def __call__(self, task: ShardTask) -> dict:
+        if Path(task.path).exists():  # done by an earlier attempt (a restarted actor)
+            return {"path": task.path, "engine": task.engine, "examples": len(task.examples), "written": False}
+        target = self.targets.get(task.engine)
+        if target is None:
+            target = self.targets[task.engine] = Executor(open_engine(task.engine, self.cfg))
+        examples = [Example(**e) for e in task.examples]
+        with ThreadPoolExecutor(self.cfg.translate.workers) as pool:
+            recs = list(pool.map(lambda e: translate_example(
+                e, task.engine, self.sqlite, target, backend=self.backend,
+                max_rounds=self.cfg.translate.repair.max_rounds, opts=self.opts), examples))
+        write_parquet_atomic(pa.Table.from_pylist(recs, schema=SCHEMA), task.path)
+        return {"path": task.path, "engine": task.engine, "examples": len(recs), "written": True}
+
+    def close(self) -> None:
+        for ex in [self.sqlite, *self.targets.values()]:
+            ex.engine.close()
+
+
+def summarize(p: Plan, seconds: float) -> dict:
+    """Counts from every shard on disk; D_Trans (verified rows) per engine."""
+    summary = {"examples": p.examples, "skipped_missing_db": p.skipped_missing_db, "engines": {},
+               "seconds": round(seconds, 1)}
+    for engine in p.engines:
+        shards = [pq.read_table(f) for f in sorted((p.root / engine).glob("part-*.parquet"))]
+        if not shards:
+            continue
+        table = pa.concat_tables(shards)
+        verdicts = Counter(table.column("verdict").to_pylist())
+        verified = table.filter(pc.equal(table.column("verdict"), "verified"))
+        write_parquet_atomic(verified, p.root.parent / "d_trans" / f"{engine}.parquet")
+        n = table.num_rows - verdicts.get("gold_error", 0)
+        summary["engines"][engine] = {
+            "verdicts": dict(verdicts), "verified_by_method": dict(Counter(verified.column("method").to_pylist())),
+            "verified_share": round(verdicts["verified"] / n, 4) if n else None}
+    (p.root / "summary.json").parent.mkdir(parents=True, exist_ok=True)
+    (p.root / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def run_translate(cfg: Config, progress=print) -> dict:
+    """In this process (the quickstart); `jobs/translate.py` runs the same shards on Ray."""
+    t0 = time.time()
+    p = plan(cfg)
+    if p.tasks:
+        worker = ShardTranslator(cfg, p.db_root)
+        try:
+            for task in p.tasks:
+                out = worker(task)
+                progress(f"translate {task.engine}: {Path(task.path).name} ({out['examples']} examples)")
+        finally:
+            worker.close()
+    return summarize(p, time.time() - t0)

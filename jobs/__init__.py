@@ -1,0 +1,1 @@
+"""`ray job submit` entrypoints: thin shells over exesql_ray."""
