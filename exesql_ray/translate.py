@@ -98,6 +98,13 @@ ALL = frozenset({"postgres", "mysql", "duckdb", "oracle"})
 
 # ---------------------------------------------------------------- rewrites
 
+def _engine_expr(ctx: Context, template: str, **parts: exp.Expression) -> exp.Expression:
+    """An engine-specific expression, written as text around sqlglot nodes (the shapes sqlglot
+    has no node for: ordered aggregates, regex tests, date arithmetic)."""
+    d = DIALECTS[ctx.engine]
+    return sqlglot.parse_one(template.format(**{k: v.sql(dialect=d) for k, v in parts.items()}), read=d)
+
+
 def _aliases(tree: exp.Expression) -> set[str]:
     return {a.alias.lower() for a in tree.find_all(exp.Alias) if a.alias}
 
@@ -143,9 +150,8 @@ def text_number_comparison(tree: exp.Expression, ctx: Context) -> exp.Expression
                     if col is cmp.right:
                         op = {">": "<", ">=": "<=", "<": ">", "<=": ">="}.get(op, op)
                     text_wins = "TRUE" if op in (">", ">=", "<>") else "FALSE"
-                    d = DIALECTS[ctx.engine]
-                    cmp.replace(sqlglot.parse_one(_NUMERIC_TEXT_COMPARE[ctx.engine].format(
-                        x=col.sql(dialect=d), op=op, n=lit.sql(dialect=d), text=text_wins), read=d))
+                    template = _NUMERIC_TEXT_COMPARE[ctx.engine].replace("{op}", op).replace("{text}", text_wins)
+                    cmp.replace(_engine_expr(ctx, template, x=col, n=lit))
                 else:
                     lit.replace(exp.Literal.string(lit.sql()))
                 changed = True
@@ -185,8 +191,7 @@ def julianday(tree: exp.Expression, ctx: Context) -> exp.Expression:
     changed = False
     for fn in list(tree.find_all(exp.Anonymous)):
         if fn.name.lower() == "julianday" and len(fn.expressions) == 1:
-            arg = fn.expressions[0].sql(dialect=DIALECTS[ctx.engine])
-            fn.replace(sqlglot.parse_one(_JULIANDAY[ctx.engine].format(x=arg), read=DIALECTS[ctx.engine]))
+            fn.replace(_engine_expr(ctx, _JULIANDAY[ctx.engine], x=fn.expressions[0]))
             changed = True
     if changed:
         ctx.applied.append("julianday")
@@ -247,11 +252,10 @@ def bare_columns_in_groups(tree: exp.Expression, ctx: Context) -> exp.Expression
                 if template:
                     # the column of the row that holds the group's MAX/MIN, as SQLite returns it
                     ext = extremes[0]
-                    d = DIALECTS[ctx.engine]
-                    cast = "" if _is_text(col) else ("SIGNED" if _is_integer(col) else "DOUBLE")
-                    sql = template[type(ext) is exp.Max].format(b=col.sql(dialect=d), e=ext.this.sql(dialect=d))
-                    col.replace(sqlglot.parse_one(f"CAST({sql} AS {cast})" if cast and ctx.engine == "mysql" else sql,
-                                                  read=d))
+                    chosen = template[type(ext) is exp.Max]
+                    if ctx.engine == "mysql" and not _is_text(col):  # GROUP_CONCAT gives text
+                        chosen = f"CAST({chosen} AS {'SIGNED' if _is_integer(col) else 'DOUBLE'})"
+                    col.replace(_engine_expr(ctx, chosen, b=col, e=ext.this))
                 else:
                     col.replace(exp.Min(this=col.copy()))
                 changed = True
@@ -284,8 +288,7 @@ def cast_to_integer_truncates(tree: exp.Expression, ctx: Context) -> exp.Express
     changed = False
     for cast in list(tree.find_all(exp.Cast)):
         if cast.to.this in exp.DataType.INTEGER_TYPES and not _is_integer(cast.this) and not _is_text(cast.this):
-            arg = cast.this.sql(dialect=DIALECTS[ctx.engine])
-            cast.this.replace(sqlglot.parse_one(_TRUNC[ctx.engine].format(x=arg), read=DIALECTS[ctx.engine]))
+            cast.this.replace(_engine_expr(ctx, _TRUNC[ctx.engine], x=cast.this))
             changed = True
     if changed:
         ctx.applied.append("cast_to_integer_truncates")
@@ -391,8 +394,7 @@ def numeric_aggregates_over_text(tree: exp.Expression, ctx: Context) -> exp.Expr
     changed = False
     for agg in list(tree.find_all(exp.Avg, exp.Sum)):
         if _is_text(agg.this):
-            arg = agg.this.sql(dialect=DIALECTS[ctx.engine])
-            agg.this.replace(sqlglot.parse_one(_TEXT_AS_NUMBER[ctx.engine].format(x=arg), read=DIALECTS[ctx.engine]))
+            agg.this.replace(_engine_expr(ctx, _TEXT_AS_NUMBER[ctx.engine], x=agg.this))
             changed = True
     if changed:
         ctx.applied.append("numeric_aggregates_over_text")
