@@ -128,6 +128,14 @@ def _is_text(e: exp.Expression) -> bool:
     return e.type is not None and e.type.this in (exp.DataType.Type.TEXT, exp.DataType.Type.VARCHAR)
 
 
+def _is_numeric(e: exp.Expression) -> bool:
+    t = e.type
+    if isinstance(e, exp.Subquery):
+        inner = _query_type(e)
+        t = (inner.this if isinstance(inner, exp.Alias) else inner).type if inner is not None else None
+    return t is not None and (t.this in exp.DataType.INTEGER_TYPES or t.this in exp.DataType.REAL_TYPES)
+
+
 def _is_number_literal(e: exp.Expression) -> bool:
     return isinstance(e, exp.Literal) and not e.is_string or (
         isinstance(e, exp.Neg) and isinstance(e.this, exp.Literal) and not e.this.is_string)
@@ -141,6 +149,24 @@ def text_number_comparison(tree: exp.Expression, ctx: Context) -> exp.Expression
     changed = False
     for cmp in list(tree.find_all(exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)):
         for col, lit in ((cmp.left, cmp.right), (cmp.right, cmp.left)):
+            numeric_expr = not isinstance(lit, exp.Literal) and not isinstance(lit, exp.Column) and _is_numeric(lit)
+            if (isinstance(col, exp.Column) and _is_text(col) and numeric_expr and ctx.engine in _NUMERIC_TEXT_COMPARE
+                    and ctx.schema.column_affinity(col.name.lower()) in ("integer", "real", "numeric")):
+                # a text-stored numeric column against a computed number (`age < (SELECT avg(age) …)`)
+                op = {exp.EQ: "=", exp.NEQ: "<>", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}[type(cmp)]
+                if col is cmp.right:
+                    op = {">": "<", ">=": "<=", "<": ">", "<=": ">="}.get(op, op)
+                text_wins = "TRUE" if op in (">", ">=", "<>") else "FALSE"
+                template = _NUMERIC_TEXT_COMPARE[ctx.engine].replace("{op}", op).replace("{text}", text_wins)
+                cmp.replace(_engine_expr(ctx, template, x=col, n=lit))
+                changed = True
+                break
+            if (isinstance(col, exp.Column) and _is_text(col) and numeric_expr
+                    and ctx.schema.column_affinity(col.name.lower()) == "text"):
+                # declared text: SQLite gives the computed number text affinity and compares text
+                lit.replace(exp.Cast(this=lit.copy(), to=exp.DataType.build("TEXT")))
+                changed = True
+                break
             if isinstance(col, exp.Column) and _is_text(col) and _is_number_literal(lit):
                 if ctx.schema.column_affinity(col.name.lower()) in ("integer", "real", "numeric") and \
                         ctx.engine in _NUMERIC_TEXT_COMPARE:
