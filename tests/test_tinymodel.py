@@ -6,20 +6,8 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 
-from conftest import ROOT, run_cli
-
-
-@pytest.fixture(scope="module")
-def tiny(synth_data, tmp_path_factory):
-    out = ROOT / ".run" / "test-tiny"
-    r = run_cli("model", "tiny", "--config", "configs/quickstart.yaml", "--out", str(out),
-                f"data.path={synth_data}", "model.tiny.hidden_size=128", "model.tiny.heads=2",
-                "model.tiny.intermediate_size=256", "model.tiny.layers=2")
-    assert r.returncode == 0, r.stderr
-    assert "parameters" in r.stdout
-    return out
+from conftest import run_cli
 
 
 def test_tokenizer_and_model_load_offline_and_generate(tiny):

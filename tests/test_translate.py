@@ -3,9 +3,6 @@
 import pytest
 
 from conftest import shared
-from exesql_ray.config import load_config
-from exesql_ray.engines import open_engine
-from exesql_ray.executor import Executor
 from exesql_ray.translate import schema_of, transpile_plain, translate_rules, verify
 
 SPIDER = "spider/database"
@@ -33,30 +30,6 @@ CASES = [
     ("mysql_double_arithmetic", "museum_visit", "SELECT avg(num_of_staff) FROM museum WHERE open_year < 2009",
      ("mysql",), ("mysql",)),
 ]
-
-
-@pytest.fixture(scope="module")
-def spider_engines(db_servers):
-    import os
-
-    os.environ.update(db_servers)
-    from conftest import ROOT
-
-    cfg = load_config(None, [f"run_dir={ROOT / '.run' / 'spider'}", "execution.timeout_s=10"])
-    from exesql_ray.engines.migrate import migrate_dbs, open_target
-
-    dbs = {d: str(shared(f"{SPIDER}/{d}/{d}.sqlite")) for d in ("concert_singer", "flight_2", "museum_visit")}
-    for e in ("postgres", "mysql", "duckdb"):
-        t = open_target(e, cfg)
-        try:
-            assert all(r.verified for r in migrate_dbs(t, dbs))
-        finally:
-            t.close()
-    ex = {e: Executor(open_engine(e, cfg)) for e in ("postgres", "mysql", "duckdb")}
-    ex["sqlite"] = Executor(open_engine("sqlite", cfg, db_root=shared(SPIDER)))
-    yield ex
-    for x in ex.values():
-        x.engine.close()
 
 
 def _verdict(ex, engine, db, gold_sql, sql):
