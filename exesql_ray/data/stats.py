@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
-import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 
 from exesql_ray.data.common import Dataset
@@ -34,40 +32,23 @@ class SplitStats:
 
 
 def run_gold_on_sqlite(examples, timeout_s: float = 30.0, max_rows: int = 100_000) -> list[GoldFailure]:
-    """Run each gold query once on its read-only SQLite DB; return the ones that fail.
+    """Run each gold query once on its read-only SQLite DB (the SQLite engine, guards and all);
+    return the ones that fail."""
+    from exesql_ray.engines.base import Limits
+    from exesql_ray.engines.sqlite import SQLiteEngine
 
-    A deadline in the progress handler stops a runaway query; rows are fetched in chunks up to
-    a cap, so a huge result never sits in memory. (The engines package grows the general
-    executor; this is the loader's own sanity check and needs none of its pooling.)
-    """
+    with_db = [e for e in examples if e.db_path]
+    engine = SQLiteEngine(db_paths={e.db_id: e.db_path for e in with_db},
+                          limits=Limits(timeout_s=timeout_s, max_rows=max_rows, retries=0))
     failures = []
-    by_db = defaultdict(list)
-    for e in examples:
-        if e.db_path:
-            by_db[e.db_path].append(e)
-    for db_path, exs in by_db.items():
-        con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, check_same_thread=False)
-        con.text_factory = lambda b: b.decode("utf-8", "replace")
-        try:
-            for e in exs:
-                deadline = time.monotonic() + timeout_s
-                con.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
-                try:
-                    cur = con.execute(e.sqlite_sql)
-                    n = 0
-                    while n < max_rows:
-                        chunk = cur.fetchmany(1000)
-                        if not chunk:
-                            break
-                        n += len(chunk)
-                    cur.close()
-                except sqlite3.OperationalError as err:
-                    msg = "timed out" if "interrupted" in str(err) else str(err)
-                    failures.append(GoldFailure(e.id, e.db_id, e.sqlite_sql, msg))
-                except (sqlite3.Error, sqlite3.Warning) as err:
-                    failures.append(GoldFailure(e.id, e.db_id, e.sqlite_sql, str(err)))
-        finally:
-            con.close()
+    try:
+        for e in with_db:
+            ex = engine.execute(e.db_id, e.sqlite_sql)
+            if ex.status != "ok":
+                failures.append(GoldFailure(e.id, e.db_id, e.sqlite_sql,
+                                            "timed out" if ex.status == "timeout" else ex.error or ex.status))
+    finally:
+        engine.close()
     return failures
 
 
