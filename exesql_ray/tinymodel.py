@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from exesql_ray.config import TinyModelConfig
+from exesql_ray.data.records import atomic_dir
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 # Qwen-style turns; the generation prompt opens the assistant turn.
@@ -64,19 +63,10 @@ def build_tiny_model(corpus: list[str], out: str | os.PathLike, cfg: TinyModelCo
     model = Qwen2ForCausalLM(model_cfg)
     model.generation_config.eos_token_id = model_cfg.eos_token_id
     model.generation_config.pad_token_id = model_cfg.pad_token_id
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         (tmp / "exesql_tiny.json").write_text(json.dumps(params))
-        tmp.chmod(0o755)  # mkdtemp makes it private; Ray workers of other users read it too
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -105,6 +105,20 @@ def _engine_expr(ctx: Context, template: str, **parts: exp.Expression) -> exp.Ex
     return sqlglot.parse_one(template.format(**{k: v.sql(dialect=d) for k, v in parts.items()}), read=d)
 
 
+def _rewrite_nodes(tree: exp.Expression, ctx: Context, name: str, types: tuple, replace) -> exp.Expression:
+    """The shape most rewrites share: `replace(node)` gives a new node (or None to keep it)
+    for every node of `types`; the rewrite is recorded once if anything changed."""
+    changed = False
+    for node in list(tree.find_all(*types)):
+        new = replace(node)
+        if new is not None:
+            node.replace(new)
+            changed = True
+    if changed:
+        ctx.applied.append(name)
+    return tree
+
+
 def _aliases(tree: exp.Expression) -> set[str]:
     return {a.alias.lower() for a in tree.find_all(exp.Alias) if a.alias}
 
@@ -195,13 +209,8 @@ def text_number_comparison(tree: exp.Expression, ctx: Context) -> exp.Expression
 
 def like_case_insensitive(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """SQLite's LIKE ignores ASCII case; PostgreSQL's and DuckDB's do not (MySQL's collation does)."""
-    changed = False
-    for like in list(tree.find_all(exp.Like)):
-        like.replace(exp.ILike(this=like.this, expression=like.expression))
-        changed = True
-    if changed:
-        ctx.applied.append("like_case_insensitive")
-    return tree
+    return _rewrite_nodes(tree, ctx, "like_case_insensitive", (exp.Like,),
+                          lambda like: exp.ILike(this=like.this, expression=like.expression))
 
 
 _JULIANDAY = {
@@ -214,14 +223,9 @@ _JULIANDAY = {
 
 def julianday(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """julianday(x): days since noon, 24 November 4714 BC, in each engine's date arithmetic."""
-    changed = False
-    for fn in list(tree.find_all(exp.Anonymous)):
-        if fn.name.lower() == "julianday" and len(fn.expressions) == 1:
-            fn.replace(_engine_expr(ctx, _JULIANDAY[ctx.engine], x=fn.expressions[0]))
-            changed = True
-    if changed:
-        ctx.applied.append("julianday")
-    return tree
+    return _rewrite_nodes(tree, ctx, "julianday", (exp.Anonymous,), lambda fn: (
+        _engine_expr(ctx, _JULIANDAY[ctx.engine], x=fn.expressions[0])
+        if fn.name.lower() == "julianday" and len(fn.expressions) == 1 else None))
 
 
 def _inside_aggregate(node: exp.Expression) -> bool:
@@ -311,14 +315,12 @@ _TRUNC = {"postgres": "TRUNC({x})", "duckdb": "TRUNC({x})", "mysql": "TRUNCATE({
 
 def cast_to_integer_truncates(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """SQLite's CAST(20.9 AS INTEGER) is 20; PostgreSQL, MySQL and DuckDB round to 21."""
-    changed = False
-    for cast in list(tree.find_all(exp.Cast)):
+    def truncated(cast):
         if cast.to.this in exp.DataType.INTEGER_TYPES and not _is_integer(cast.this) and not _is_text(cast.this):
-            cast.this.replace(_engine_expr(ctx, _TRUNC[ctx.engine], x=cast.this))
-            changed = True
-    if changed:
-        ctx.applied.append("cast_to_integer_truncates")
-    return tree
+            return exp.Cast(this=_engine_expr(ctx, _TRUNC[ctx.engine], x=cast.this), to=cast.to.copy())
+        return None
+
+    return _rewrite_nodes(tree, ctx, "cast_to_integer_truncates", (exp.Cast,), truncated)
 
 
 def distinct_order_by_unselected(tree: exp.Expression, ctx: Context) -> exp.Expression:
@@ -417,14 +419,14 @@ _NUMERIC_TEXT_COMPARE = {
 def numeric_aggregates_over_text(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """avg/sum of a text column: SQLite reads the text as numbers (text that is none counts
     as 0); PostgreSQL/DuckDB refuse text."""
-    changed = False
-    for agg in list(tree.find_all(exp.Avg, exp.Sum)):
-        if _is_text(agg.this):
-            agg.this.replace(_engine_expr(ctx, _TEXT_AS_NUMBER[ctx.engine], x=agg.this))
-            changed = True
-    if changed:
-        ctx.applied.append("numeric_aggregates_over_text")
-    return tree
+    def as_number(agg):
+        if not _is_text(agg.this):
+            return None
+        new = agg.copy()
+        new.set("this", _engine_expr(ctx, _TEXT_AS_NUMBER[ctx.engine], x=agg.this))
+        return new
+
+    return _rewrite_nodes(tree, ctx, "numeric_aggregates_over_text", (exp.Avg, exp.Sum), as_number)
 
 
 def extreme_row_without_group(tree: exp.Expression, ctx: Context) -> exp.Expression:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +66,24 @@ def table_to_examples(table: pa.Table) -> list[Example]:
         r["dialect_gold"] = dict(r["dialect_gold"] or [])
         out.append(Example(**r))
     return out
+
+
+@contextlib.contextmanager
+def atomic_dir(out: str | os.PathLike):
+    """Build a folder under a temporary name beside `out`, then put it in place: a crash
+    leaves the old `out` (or nothing), never a half-written one."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        tmp.chmod(0o755)  # mkdtemp makes it private; Ray workers may run as another user
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def write_parquet_atomic(table: pa.Table, out: str | os.PathLike) -> Path:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import sqlite3
-import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
+from exesql_ray.data.records import atomic_dir
 from exesql_ray.errors import UserError
 
 SYNTH_VERSION = 1
@@ -448,16 +447,8 @@ def synthesize(out: str | Path, seed: int = 0, per_template: int = 4, dev_share:
         raise UserError(f"{out} exists and was not written by `data synth` with these settings (use --force to replace)")
     if per_template < 2:
         raise UserError("--per-template must be at least 2 (one train and one dev question per template)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         summary = _write(tmp, seed, per_template, dev_share, params)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary
 
 
