@@ -157,45 +157,46 @@ def _is_number_literal(e: exp.Expression) -> bool:
 
 
 
+_OPS = {exp.EQ: "=", exp.NEQ: "<>", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}
+_MIRRORED = {">": "<", ">=": "<=", "<": ">", "<=": ">="}
+
+
+def _numeric_text_compare(ctx: Context, cmp: exp.Expression, col: exp.Expression, other: exp.Expression):
+    """`col <op> other` as SQLite runs it on a numeric-declared column holding some text."""
+    op = _OPS[type(cmp)]
+    if col is cmp.right:
+        op = _MIRRORED.get(op, op)
+    text_wins = "TRUE" if op in (">", ">=", "<>") else "FALSE"
+    template = _NUMERIC_TEXT_COMPARE[ctx.engine].replace("{op}", op).replace("{text}", text_wins)
+    return _engine_expr(ctx, template, x=col, n=other)
+
+
 def text_number_comparison(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """SQLite compares a text column with a number as text (affinity rules); PostgreSQL
     refuses text = integer and MySQL compares numerically. The number becomes a string."""
     changed = False
     for cmp in list(tree.find_all(exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)):
-        for col, lit in ((cmp.left, cmp.right), (cmp.right, cmp.left)):
-            numeric_expr = not isinstance(lit, exp.Literal) and not isinstance(lit, exp.Column) and _is_numeric(lit)
-            if (isinstance(col, exp.Column) and _is_text(col) and numeric_expr and ctx.engine in _NUMERIC_TEXT_COMPARE
-                    and ctx.schema.column_affinity(col.name.lower()) in ("integer", "real", "numeric")):
-                # a text-stored numeric column against a computed number (`age < (SELECT avg(age) …)`)
-                op = {exp.EQ: "=", exp.NEQ: "<>", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}[type(cmp)]
-                if col is cmp.right:
-                    op = {">": "<", ">=": "<=", "<": ">", "<=": ">="}.get(op, op)
-                text_wins = "TRUE" if op in (">", ">=", "<>") else "FALSE"
-                template = _NUMERIC_TEXT_COMPARE[ctx.engine].replace("{op}", op).replace("{text}", text_wins)
-                cmp.replace(_engine_expr(ctx, template, x=col, n=lit))
-                changed = True
-                break
-            if (isinstance(col, exp.Column) and _is_text(col) and numeric_expr
-                    and ctx.schema.column_affinity(col.name.lower()) == "text"):
-                # declared text: SQLite gives the computed number text affinity and compares text
-                lit.replace(exp.Cast(this=lit.copy(), to=exp.DataType.build("TEXT")))
-                changed = True
-                break
-            if isinstance(col, exp.Column) and _is_text(col) and _is_number_literal(lit):
-                if ctx.schema.column_affinity(col.name.lower()) in ("integer", "real", "numeric") and \
-                        ctx.engine in _NUMERIC_TEXT_COMPARE:
-                    # declared numeric, some values stored as text: numbers compare as numbers,
-                    # and SQLite ranks any text above every number
-                    op = {exp.EQ: "=", exp.NEQ: "<>", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}[type(cmp)]
-                    if col is cmp.right:
-                        op = {">": "<", ">=": "<=", "<": ">", "<=": ">="}.get(op, op)
-                    text_wins = "TRUE" if op in (">", ">=", "<>") else "FALSE"
-                    template = _NUMERIC_TEXT_COMPARE[ctx.engine].replace("{op}", op).replace("{text}", text_wins)
-                    cmp.replace(_engine_expr(ctx, template, x=col, n=lit))
-                else:
-                    lit.replace(exp.Literal.string(lit.sql()))
-                changed = True
-                break
+        for col, other in ((cmp.left, cmp.right), (cmp.right, cmp.left)):
+            if not (isinstance(col, exp.Column) and _is_text(col)):
+                continue
+            literal = _is_number_literal(other)
+            computed = not isinstance(other, (exp.Literal, exp.Column)) and _is_numeric(other)
+            if not (literal or computed):
+                continue
+            affinity = ctx.schema.column_affinity(col.name.lower())
+            if affinity in ("integer", "real", "numeric") and ctx.engine in _NUMERIC_TEXT_COMPARE:
+                # declared numeric, some values stored as text: numbers compare as numbers,
+                # and SQLite ranks any text above every number
+                cmp.replace(_numeric_text_compare(ctx, cmp, col, other))
+            elif computed and affinity == "text":
+                # SQLite gives a computed number the column's text affinity and compares text
+                other.replace(exp.Cast(this=other.copy(), to=exp.DataType.build("TEXT")))
+            elif literal:
+                other.replace(exp.Literal.string(other.sql()))
+            else:
+                continue
+            changed = True
+            break
     for isin in list(tree.find_all(exp.In)):
         if isinstance(isin.this, exp.Column) and _is_text(isin.this):
             for v in list(isin.expressions):
