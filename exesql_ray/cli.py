@@ -160,6 +160,52 @@ def cmd_translate(args) -> int:
     return 0
 
 
+def local_ray():
+    """A local Ray for the CLI (address="local": never a stale cluster file); joins the
+    cluster instead under `ray job submit` (RAY_ADDRESS set)."""
+    import os
+
+    import ray
+
+    if not ray.is_initialized():
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(ignore_reinit_error=True)
+        else:
+            # workers' logs stay in Ray's log folder (TRL, datasets and Ray Data are loud);
+            # failures still come back with their tracebacks
+            ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    return ray
+
+
+def cmd_sample(args) -> int:
+    from actors.sampler import run_sample_stage
+
+    cfg = _config(args)
+    local_ray()
+    summary = run_sample_stage(cfg, args.iteration, progress=lambda m: print(m, file=sys.stderr))
+    for engine, st in summary["engines"].items():
+        print(f"sample iteration {args.iteration} → {engine}: {st['questions']} questions, {st['candidates']} "
+              f"candidates; pass@1 {st['pass@1']:.3f}, pass@{summary['n']} {st['pass@N']:.3f}; D_Valid "
+              f"{st['d_valid']}, D_Neg {st['d_neg']}, DPO pairs {st['dpo_pairs']}")
+    print(f"shards and summary under {Path(cfg.run_dir) / 'sample' / f'iter-{args.iteration}'}; {summary['seconds']} s")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from exesql_ray.train import run_training
+
+    cfg = _config(args)
+    local_ray()
+    s = run_training(cfg, args.iteration, args.stage, progress=lambda m: print(m, file=sys.stderr))
+    first, last = s.get("first", {}), s.get("last", {})
+    moved = ", ".join(f"{k} {first[k]:.4f} → {last[k]:.4f}" for k in first if k in last)
+    print(f"train {args.stage} iteration {args.iteration}: {s['rows']} rows, {s['global_step']} steps on "
+          f"{s['workers']} workers ({s['strategy']}){'; ' + moved if moved else ''}; model {s['model']}"
+          + (f"; resumed from {s['resumed_from']}" if s.get("resumed_from") else ""))
+    return 0
+
+
 def cmd_model_tiny(args) -> int:
     from exesql_ray.data import load_dataset
     from exesql_ray.prompts import schema_text
@@ -239,6 +285,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True)
     p.add_argument("overrides", nargs="*", metavar="key.sub=value")
     p.set_defaults(func=cmd_translate)
+
+    def iteration_stage(parent, name: str, what: str, func) -> None:
+        p = parent.add_parser(name, help=what)
+        p.add_argument("--config", required=True)
+        p.add_argument("--iteration", type=int, required=True)
+        p.add_argument("overrides", nargs="*", metavar="key.sub=value")
+        p.set_defaults(func=func)
+
+    iteration_stage(sub, "sample", "stage 2: best-of-N per question, executed, rewarded (Ray Data)", cmd_sample)
+    tr = sub.add_parser("train", help="stage 3: SFT or DPO for one iteration on Ray Train workers (TRL)")
+    tsub = tr.add_subparsers(dest="stage", required=True)
+    iteration_stage(tsub, "sft", "SFT on D_Valid ∪ D_Trans", cmd_train)
+    iteration_stage(tsub, "dpo", "DPO on (passing, failing) pairs", cmd_train)
 
     mdl = sub.add_parser("model", help="the offline default model")
     msub = mdl.add_subparsers(dest="model_command", required=True)

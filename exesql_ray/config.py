@@ -161,6 +161,69 @@ class GenerationConfig(Section):
     cpu_kv_cache_gib: int = Field(default=1, ge=1)  # VLLM_CPU_KVCACHE_SPACE (unset, it takes ~21 GiB)
 
 
+class PromptConfig(Section):
+    # Sample values shown per column in the schema (0: types and keys only).
+    sample_values: int = Field(default=0, ge=0, le=20)
+
+
+class SampleConfig(Section):
+    """Stage 2: best-of-N on every question of `split`, executed on each target engine."""
+
+    split: str | None = None  # default: data.train_split
+    # Questions per Parquet shard (the unit of resume) and per generator call.
+    shard_size: int = Field(default=64, ge=1)
+    generate_batch_size: int = Field(default=16, ge=1)
+    # exec: the candidate runs (the paper); match: it returns the verified gold result;
+    # auto: match where the question has a verified gold query in the target dialect, else exec.
+    reward: Literal["auto", "exec", "match"] = "auto"
+
+
+class StageTrainConfig(Section):
+    epochs: float = Field(default=1.0, gt=0)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    batch_size: int = Field(default=8, ge=1)  # per worker
+    grad_accum: int = Field(default=1, ge=1)
+    max_length: int = Field(default=1024, ge=32)  # prompt + completion tokens; longer rows are cut
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
+    # Checkpoint every this many optimizer steps: a crashed run resumes from the last one.
+    save_steps: int = Field(default=50, ge=1)
+
+
+class SFTStageConfig(StageTrainConfig):
+    # Also train on stage 1's verified translations (D_Trans), as the paper does.
+    with_translations: bool = True
+
+
+class DPOStageConfig(StageTrainConfig):
+    learning_rate: float = Field(default=5e-6, gt=0)
+    beta: float = Field(default=0.1, gt=0)
+    max_pairs_per_question: int = Field(default=4, ge=1)
+    # Where no sample of a question passed, the verified gold query is the chosen side.
+    gold_as_chosen: bool = True
+    # sft: the policy DPO starts from (this iteration's SFT output), the usual DPO anchor;
+    # iteration_start: the policy the iteration sampled from. Measured on the quickstart,
+    # iteration_start makes DPO start with margins ~10 and loss ~0.001 (the SFT gain already
+    # counts as reward), so DPO has nothing left to learn: README, "Training".
+    reference: Literal["sft", "iteration_start"] = "sft"
+
+
+class TrainConfig(Section):
+    """Ray Train TorchTrainer workers running TRL; DeepSpeed ZeRO or plain DDP."""
+
+    num_workers: int = Field(default=2, ge=1)
+    use_gpu: bool = False
+    resources_per_worker: dict[str, float] = Field(default_factory=dict)
+    strategy: Literal["ddp", "zero2", "zero3"] = "ddp"
+    # A DeepSpeed JSON; default configs/deepspeed/zero2.json or zero3.json by strategy.
+    deepspeed_config: str | None = None
+    bf16: bool = False  # GPUs: true; CPU runs in float32
+    # Ray Train restarts failed workers this many times; each restart resumes from the last checkpoint.
+    max_failures: int = Field(default=2, ge=0)
+    threads_per_worker: int = Field(default=1, ge=1)  # OMP_NUM_THREADS in each worker
+    sft: SFTStageConfig = Field(default_factory=SFTStageConfig)
+    dpo: DPOStageConfig = Field(default_factory=DPOStageConfig)
+
+
 class Config(Section):
     run_dir: str = "runs/default"
     seed: int = 0
@@ -171,6 +234,9 @@ class Config(Section):
     translate: TranslateConfig = Field(default_factory=TranslateConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    sample: SampleConfig = Field(default_factory=SampleConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -1,8 +1,15 @@
-"""Prompt text: the schema in a target dialect, and the translation-repair prompt."""
+"""Prompt text: the schema in a target dialect, the text-to-SQL prompt, the translation-repair
+prompt, and SQL extraction from completions.
+
+Prompts are plain user messages; the model family's own chat template (its tokenizer's) wraps
+them, in the generator and in the trainers alike, so one template serves every family.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
+import sqlite3
 
 from exesql_ray.translate import Schema
 
@@ -16,15 +23,79 @@ _TYPES = {
 }
 
 
-def schema_text(schema: Schema, engine: str) -> str:
-    """CREATE TABLE statements with the types the migrated database has."""
+def _ident(name: str, engine: str) -> str:
+    return name.upper() if engine == "oracle" else name
+
+
+@functools.lru_cache(maxsize=512)
+def db_keys(db_path: str) -> tuple[dict[str, list[str]], dict[str, list[tuple[str, str, str]]]]:
+    """(primary key columns, foreign keys as (column, table, column)) per table, lower-cased,
+    as the SQLite file declares them (migration keeps them where the target accepts them)."""
+    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                            "AND name NOT LIKE 'sqlite_%'")]
+        pks, fks = {}, {}
+        for t in tables:
+            info = sorted((r for r in con.execute(f'PRAGMA table_info("{t}")') if r[5]), key=lambda r: r[5])
+            pks[t.lower()] = [r[1].lower() for r in info]
+            fks[t.lower()] = [(r[3].lower(), r[2].lower(), (r[4] or "").lower())
+                              for r in con.execute(f'PRAGMA foreign_key_list("{t}")')]
+        return pks, fks
+    finally:
+        con.close()
+
+
+def sample_values(db_path: str, table: str, column: str, k: int) -> list[str]:
+    """Up to k distinct non-null values of a column, shortened, for the prompt."""
+    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        rows = con.execute(f'SELECT DISTINCT "{column}" FROM "{table}" WHERE "{column}" IS NOT NULL LIMIT {int(k)}')
+        return [repr(v if not isinstance(v, str) or len(v) <= 40 else v[:40] + "…") for (v,) in rows]
+    except sqlite3.Error:
+        return []
+    finally:
+        con.close()
+
+
+def schema_text(schema: Schema, engine: str, db_path: str | None = None, values: int = 0,
+                tables: list[str] | tuple[str, ...] = ()) -> str:
+    """CREATE TABLE statements with the types the migrated database has; with `db_path`, its
+    primary and foreign keys, and `values` sample values per column as comments. `tables`
+    limits it to those tables (WikiSQL: one table of a shared DB)."""
     types = _TYPES[engine]
+    pks, fks = db_keys(db_path) if db_path else ({}, {})
+    keep = {t.lower() for t in tables}
     out = []
     for table, cols in schema.tables.items():
-        name = table.upper() if engine == "oracle" else table
-        body = ",\n  ".join(f"{c.upper() if engine == 'oracle' else c} {types[k]}" for c, k in cols.items())
-        out.append(f"CREATE TABLE {name} (\n  {body}\n);")
+        if keep and table not in keep:
+            continue
+        lines = []  # (code, comment): the comma goes before a comment, not inside it
+        for c, k in cols.items():
+            shown = sample_values(db_path, table, c, values) if values and db_path else []
+            lines.append((f"{_ident(c, engine)} {types[k]}", f"e.g. {', '.join(shown)}" if shown else ""))
+        if pks.get(table):
+            lines.append((f"PRIMARY KEY ({', '.join(_ident(c, engine) for c in pks[table])})", ""))
+        for col, ref_t, ref_c in fks.get(table, []):
+            ref = f"{_ident(ref_t, engine)}({_ident(ref_c, engine)})" if ref_c else _ident(ref_t, engine)
+            lines.append((f"FOREIGN KEY ({_ident(col, engine)}) REFERENCES {ref}", ""))
+        body = "\n  ".join(code + ("," if i < len(lines) - 1 else "") + (f" -- {note}" if note else "")
+                            for i, (code, note) in enumerate(lines))
+        out.append(f"CREATE TABLE {_ident(table, engine)} (\n  {body}\n);")
     return "\n".join(out)
+
+
+def sql_prompt(*, engine: str, schema: str, question: str, evidence: str = "") -> str:
+    """The text-to-SQL user message: schema in the target dialect, evidence, question."""
+    dialect = ENGINE_NAMES[engine]
+    knowledge = f"External knowledge: {evidence}\n\n" if evidence else ""
+    return (f"Database schema ({dialect}):\n{schema}\n\n{knowledge}Question: {question}\n\n"
+            f"Write one {dialect} query that answers the question, in a ```sql code block.")
+
+
+def sql_answer(sql: str) -> str:
+    """The assistant turn a training example teaches: the query in a code block."""
+    return f"```sql\n{sql.strip()}\n```"
 
 
 def repair_prompt(*, engine: str, schema: Schema, question: str, sqlite_sql: str, failing_sql: str,
@@ -39,14 +110,19 @@ def repair_prompt(*, engine: str, schema: Schema, question: str, sqlite_sql: str
     )
 
 
-_FENCE = re.compile(r"```(?:sql|SQL|\w+)?\s*\n?(.*?)```", re.S)
+_FENCE = re.compile(r"```[ \t]*(?:sql|SQL|[A-Za-z]+)?[ \t]*\n?(.*?)(?:```|$)", re.S)
+_QUERY_START = re.compile(r"\b(SELECT|WITH)\b", re.I)
 
 
 def extract_sql(text: str) -> str:
-    """The SQL of a completion: the first fenced block, else the text up to its first `;`."""
+    """The SQL of a completion: the first fenced block (closed or cut off by max_tokens), else
+    the text from its first SELECT/WITH; in either case up to the first `;`."""
     m = _FENCE.search(text)
-    body = m.group(1) if m else text
-    body = body.strip()
+    if m:
+        body = m.group(1)
+    else:
+        q = _QUERY_START.search(text)
+        body = text[q.start():] if q else text
     if ";" in body:
         body = body.split(";", 1)[0]
     return body.strip()

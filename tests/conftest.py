@@ -158,3 +158,41 @@ def tiny(synth_data):
     return out
 
 
+
+
+SAMPLE_OVERRIDES = ["data.limit=48", "generation.n=4", "generation.max_tokens=32", "generation.num_cpus=0.5",
+                    "execution.actor_num_cpus.duckdb=0.5", "sample.shard_size=16", "sample.generate_batch_size=8"]
+
+
+def run_config(run_dir: Path, synth_data, tiny, *extra: str):
+    """The quickstart config on the test servers, the session's synth data and tiny model."""
+    from exesql_ray.config import load_config
+
+    return load_config(ROOT / "configs" / "quickstart.yaml",
+                       [f"run_dir={run_dir}", f"data.path={synth_data}", f"model.path={tiny}",
+                        "execution.timeout_s=2", *SAMPLE_OVERRIDES, *extra])
+
+
+@pytest.fixture(scope="session")
+def translated_run(db_servers, migrated_synth, synth_data, tiny):
+    """A run folder after stage 1 on the first 48 train questions: D_Trans for 3 engines."""
+    import shutil
+
+    from exesql_ray.translate_stage import run_translate
+
+    run = ROOT / ".run" / "test-run"
+    shutil.rmtree(run, ignore_errors=True)
+    shutil.copytree(ROOT / ".run" / "test-synth" / "duckdb", run / "duckdb")
+    cfg = run_config(run, synth_data, tiny, "translate.splits=[train]")
+    summary = run_translate(cfg, progress=lambda m: None)
+    assert all(e["verified_share"] > 0.9 for e in summary["engines"].values()), summary
+    return run
+
+
+@pytest.fixture(scope="session")
+def sampled_run(ray_local, translated_run, synth_data, tiny):
+    """Stage 2, iteration 0, on that run: (config, summary)."""
+    from actors.sampler import run_sample_stage
+
+    cfg = run_config(translated_run, synth_data, tiny)
+    return cfg, run_sample_stage(cfg, 0, progress=lambda m: None)

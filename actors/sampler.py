@@ -1,0 +1,104 @@
+"""Stage 2 on Ray Data: questions → generator replicas (best-of-N) → one row per candidate →
+the target engine's executor actors → shards on disk, streaming.
+
+Each engine is one chain `from_items → map_batches(GenerateCandidates) → execute_dataset`;
+the chains are unioned, so every engine's executors run while generation goes on, and the
+driver writes each shard the moment its last candidate arrives (`ShardWriter`). Generator
+replicas are long-lived actors (their weights are swapped between iterations, not
+restarted); the map step only routes a batch to one of them.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import pyarrow as pa
+
+from actors.executor import execute_dataset
+from exesql_ray.config import Config
+from exesql_ray.sample_stage import QUESTION_TYPES, SamplePlan, ShardWriter, explode, plan_sampling, summarize_sampling
+
+QUESTION_SCHEMA = pa.schema(list(QUESTION_TYPES.items()))
+
+
+class GenerateCandidates:
+    """map_batches callable: a batch of questions → N candidate rows per question."""
+
+    def __init__(self, generators: list, model_path: str, iteration: int):
+        self.generators = generators
+        self.model_path = model_path
+        self.iteration = iteration
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        import ray
+
+        questions = batch.to_pylist()
+        # Route by content so a retried batch goes to the same replica; replicas queue calls.
+        gen = self.generators[zlib.crc32(questions[0]["question_id"].encode()) % len(self.generators)]
+        completions = ray.get(gen.sample.remote([q["prompt"] for q in questions], [q["seed"] for q in questions],
+                                                self.model_path))
+        return pa.Table.from_pylist(explode(questions, completions, self.iteration))
+
+
+def candidates_dataset(plan: SamplePlan, cfg: Config, generators: list, engine: str):
+    """The generation half for one engine (also used alone by bench/sample.py)."""
+    import ray
+
+    rows = [q for s in plan.todo if s.engine == engine for q in s.questions]
+    bs = cfg.sample.generate_batch_size
+    # one block per generator call, built here: a repartition would need a free CPU for its
+    # all-to-all tasks, which the actors may hold on a small machine
+    ds = ray.data.from_arrow([pa.Table.from_pylist(rows[i:i + bs], schema=QUESTION_SCHEMA)
+                              for i in range(0, len(rows), bs)])
+    return ds.map_batches(GenerateCandidates, fn_constructor_kwargs={
+        "generators": generators, "model_path": plan.model_path, "iteration": plan.iteration},
+        batch_size=bs, batch_format="pyarrow", concurrency=max(1, 2 * len(generators)), num_cpus=0)
+
+
+def sample_on_ray(plan: SamplePlan, cfg: Config, generators: list, progress=None) -> ShardWriter:
+    """Run the plan's missing shards; returns the writer (its `missing` is empty on success)."""
+    writer = ShardWriter(plan)
+    engines = [e for e in plan.engines if any(s.engine == e for s in plan.todo)]
+    if not engines:
+        return writer
+    chains = [execute_dataset(candidates_dataset(plan, cfg, generators, e), e, cfg,
+                              db_root=plan.db_root if e == "sqlite" else None) for e in engines]
+    ds = chains[0].union(*chains[1:]) if len(chains) > 1 else chains[0]
+    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        for path in writer.add(batch.to_pylist()):
+            if progress:
+                progress(path)
+    return writer
+
+
+def run_sample_stage(cfg: Config, iteration: int, generators: list | None = None, progress=print) -> dict:
+    """Plan, sample what is missing, summarise. Starts generator replicas unless given some
+    (the pipeline keeps its replicas across iterations and swaps their weights)."""
+    import time
+
+    import ray
+
+    from actors.generator import start_generators
+
+    t0 = time.time()
+    plan = plan_sampling(cfg, iteration)
+    progress(f"sample iteration {iteration}: {plan.questions} questions × {len(plan.engines)} engines × n={plan.n} "
+             f"from {plan.model_path}; {len(plan.todo)} of {len(plan.shards)} shards to do")
+    if plan.todo:  # an engine that cannot open fails here, before any model is loaded
+        from exesql_ray.engines import open_engine
+
+        for e in {s.engine for s in plan.todo}:
+            open_engine(e, cfg, db_root=plan.db_root if e == "sqlite" else None).close()
+    own = generators is None and bool(plan.todo)
+    if own:
+        generators = start_generators(plan.model_path, cfg.generation)
+    try:
+        if plan.todo:
+            writer = sample_on_ray(plan, cfg, generators, progress=lambda p: progress(f"  wrote {p}"))
+            if writer.missing:
+                raise RuntimeError(f"sampling ended with candidates missing: {writer.missing}")
+    finally:
+        if own:
+            for g in generators:
+                ray.kill(g)
+    return summarize_sampling(plan, cfg, time.time() - t0)
