@@ -36,8 +36,13 @@ echo "== stage 1: translate the SQLite gold into each engine, kept only when it 
 $X translate --config "$CFG"
 echo "== the offline default model: tokenizer trained on this data + a random-init Qwen2 (nothing downloaded)"
 $X model tiny --config "$CFG"
+echo "== stage 2: best-of-N from the model, every candidate executed on its engine (Ray Data, local Ray)"
+$X sample --config "$CFG" --iteration 0
+echo "== stage 3: SFT on D_Valid + D_Trans, then DPO on (passing, failing) pairs (Ray Train, 2 CPU workers)"
+$X train sft --config "$CFG" --iteration 0
+$X train dpo --config "$CFG" --iteration 0
 if [ -d "$EXESQL_DATA/spider" ]; then
   echo "== Spider at $EXESQL_DATA/spider"
   $X data stats --dataset spider --path "$EXESQL_DATA/spider" --no-exec
 fi
-echo "demo: done. Not yet in the demo: sampling, training, evaluation (open issues)."
+echo "demo: done: iteration 0 of the loop. Not yet in the demo: evaluation, the report and further iterations (open issue)."

@@ -1,0 +1,136 @@
+"""`train_loop_per_worker` for SFT and DPO: TRL trainers inside Ray Train workers.
+
+Ray Train starts the workers and the process group (gloo on CPU, NCCL on GPUs); TRL's trainer
+(a transformers Trainer) runs DDP or DeepSpeed ZeRO in it. Every worker reads the whole
+dataset with `ray.train.get_dataset_shard` (the trainer is built with `datasets_to_split=[]`)
+and the trainer's distributed sampler gives each rank its part: splitting in both places would
+leave each rank 1/world² of the rows.
+
+Checkpoints: the trainer saves every `save_steps` under `<stage>/checkpoints`; a restarted
+run (a crash, a killed job, Ray Train's own retry) resumes from the newest one. The final
+model is written with `save_pretrained` + the tokenizer to `<stage>/model` (atomically), which
+is what the generator replicas load.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from exesql_ray.train.data import conversational
+
+
+def _rows_from_shard() -> list[dict]:
+    import ray.train
+
+    rows = list(ray.train.get_dataset_shard("train").iter_rows())
+    # the same order on every rank: the distributed sampler splits by position
+    return sorted(rows, key=lambda r: r["key"])
+
+
+def _common_args(c: dict, out: Path) -> dict:
+    s = c["stage"]
+    args = dict(output_dir=str(out / "checkpoints"), num_train_epochs=s["epochs"], learning_rate=s["learning_rate"],
+                per_device_train_batch_size=s["batch_size"], gradient_accumulation_steps=s["grad_accum"],
+                warmup_steps=s["warmup_ratio"], max_length=s["max_length"], logging_steps=1,
+                save_strategy="steps", save_steps=s["save_steps"], save_total_limit=2, report_to=[],
+                bf16=c["bf16"], use_cpu=not c["use_gpu"], seed=c["seed"], data_seed=c["seed"],
+                lr_scheduler_type="cosine", dataloader_num_workers=0, disable_tqdm=True,
+                gradient_checkpointing=False, remove_unused_columns=True)
+    if c["deepspeed"]:
+        args["deepspeed"] = c["deepspeed"]
+    return args
+
+
+def _init_distributed(c: dict) -> None:
+    """ZeRO-3 under Ray Train needs DeepSpeed's own view of the process group, made before
+    any model is built (shared/PLATFORM.md: else from_pretrained sees world size 1)."""
+    if c["deepspeed"]:
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend="nccl" if c["use_gpu"] else "gloo")
+
+
+def _report_callback(path: Path):
+    """Each trainer log line to Ray Train (the dashboard) and, on rank 0, to metrics.jsonl."""
+    from transformers import TrainerCallback
+
+    class ReportToRay(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            import ray.train
+
+            logs = {k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))}
+            logs["step"] = state.global_step
+            if state.is_world_process_zero:
+                with open(path, "a") as f:
+                    f.write(json.dumps(logs) + "\n")
+            ray.train.report(logs)
+
+    return ReportToRay()
+
+
+def _finish(trainer, tokenizer, out: Path, info: dict) -> None:
+    """Final weights in Hugging Face format; every rank takes part (ZeRO-3 gathers)."""
+    tmp = out / "model.tmp"
+    trainer.save_model(str(tmp))
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / "exesql_train.json").write_text(json.dumps(info, indent=1))
+        final = out / "model"
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    trainer.accelerator.wait_for_everyone()
+
+
+def _resume_point(out: Path) -> str | None:
+    """The newest complete checkpoint: the trainer writes trainer_state.json after the
+    weights and optimizer state, so a folder without it was cut off mid-save."""
+    done = [p for p in (out / "checkpoints").glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return str(max(done, key=lambda p: int(p.name.split("-")[1]))) if done else None
+
+
+def sft_loop(c: dict) -> None:
+    _init_distributed(c)
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    out = Path(c["out"])
+    rows = [conversational(r, "sft") for r in _rows_from_shard()]
+    tokenizer = AutoTokenizer.from_pretrained(c["model"])
+    args = SFTConfig(**_common_args(c, out), completion_only_loss=True,
+                     model_init_kwargs={"dtype": "bfloat16" if c["bf16"] else "float32"})
+    trainer = SFTTrainer(model=c["model"], args=args, train_dataset=Dataset.from_list(rows),
+                         processing_class=tokenizer, callbacks=[_report_callback(out / "metrics.jsonl")])
+    resume = _resume_point(out)
+    result = trainer.train(resume_from_checkpoint=resume)
+    _finish(trainer, tokenizer, out, {"stage": "sft", "from": c["model"], "rows": len(rows),
+                                      "resumed_from": resume, "global_step": result.global_step,
+                                      "max_steps": trainer.state.max_steps})
+
+
+def dpo_loop(c: dict) -> None:
+    _init_distributed(c)
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    out = Path(c["out"])
+    rows = [conversational(r, "dpo") for r in _rows_from_shard()]
+    tokenizer = AutoTokenizer.from_pretrained(c["model"])
+    dtype = torch.bfloat16 if c["bf16"] else torch.float32
+    # DPOConfig first: under ZeRO-3 it installs the config that from_pretrained partitions by
+    args = DPOConfig(**_common_args(c, out), beta=c["beta"], model_init_kwargs={"dtype": dtype})
+    ref = None  # None: TRL copies the starting policy
+    if c["reference"] != c["model"]:
+        ref = AutoModelForCausalLM.from_pretrained(c["reference"], dtype=dtype)
+    trainer = DPOTrainer(model=c["model"], ref_model=ref, args=args, train_dataset=Dataset.from_list(rows),
+                         processing_class=tokenizer, callbacks=[_report_callback(out / "metrics.jsonl")])
+    resume = _resume_point(out)
+    result = trainer.train(resume_from_checkpoint=resume)
+    _finish(trainer, tokenizer, out, {"stage": "dpo", "from": c["model"], "reference": c["reference"],
+                                      "beta": c["beta"], "rows": len(rows), "resumed_from": resume,
+                                      "global_step": result.global_step, "max_steps": trainer.state.max_steps})

@@ -1,0 +1,127 @@
+"""Stage 3 on CPU with 2 Ray Train workers, on the data the sampling stage wrote: SFT loss falls,
+DPO's reward margin and accuracy rise (DDP, ZeRO-2, ZeRO-3 over gloo); the checkpoint loads
+in the generator replica and changes its samples; a killed run resumes from its checkpoint."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_config
+
+TRAIN = ["train.resources_per_worker={CPU: 0.5}", "train.sft.learning_rate=1e-3", "train.dpo.learning_rate=5e-4",
+         "train.sft.epochs=1", "train.dpo.epochs=0.35", "train.dpo.max_pairs_per_question=4"]
+
+
+def _run_dir(sampled_run, tmp: Path) -> Path:
+    cfg, _ = sampled_run
+    src = Path(cfg.run_dir)
+    shutil.copytree(src / "sample" / "iter-0", tmp / "sample" / "iter-0")
+    shutil.copytree(src / "d_trans", tmp / "d_trans")
+    return tmp
+
+
+def _train(ray_local, run: Path, synth_data, tiny, *extra):
+    from exesql_ray.train import run_training
+
+    cfg = run_config(run, synth_data, tiny, *TRAIN, *extra)
+    return run_training(cfg, 0, "sft", progress=lambda m: None), run_training(cfg, 0, "dpo", progress=lambda m: None)
+
+
+def _assert_learns(sft, dpo):
+    assert sft["rows"] > 100 and sft["sources"]["d_trans"] > 100
+    assert sft["last"]["loss"] < sft["first"]["loss"] * 0.9, sft
+    assert dpo["last"]["rewards/margins"] > dpo["first"]["rewards/margins"], dpo
+    assert dpo["last"]["rewards/accuracies"] > dpo["first"]["rewards/accuracies"] or \
+        dpo["last"]["rewards/accuracies"] == 1.0, dpo
+    assert dpo["reference"] == sft["model"]  # train.dpo.reference: sft
+
+
+@pytest.fixture(scope="module")
+def ddp_run(ray_local, sampled_run, synth_data, tiny, tmp_path_factory):
+    run = _run_dir(sampled_run, tmp_path_factory.mktemp("ddp"))
+    return run, _train(ray_local, run, synth_data, tiny)
+
+
+def test_ddp_sft_then_dpo_learn(ddp_run):
+    _, (sft, dpo) = ddp_run
+    _assert_learns(sft, dpo)
+    assert sft["workers"] == 2 and sft["strategy"] == "ddp"
+
+
+def test_checkpoint_loads_in_the_generator_and_changes_its_samples(ray_local, ddp_run, tiny):
+    import pyarrow.parquet as pq
+
+    from actors.generator import start_generators
+    from exesql_ray.config import GenerationConfig
+
+    run, (sft, dpo) = ddp_run
+    shard = pq.read_table(run / "sample" / "iter-0" / "postgres" / "part-00000.parquet", columns=["prompt"])
+    prompts = list(dict.fromkeys(shard.column("prompt").to_pylist()))[:12]
+    (gen,) = start_generators(str(tiny), GenerationConfig(n=1, temperature=0.0, max_tokens=40, num_cpus=0.5))
+    try:
+        seeds = list(range(len(prompts)))
+        before = ray_local.get(gen.sample.remote(prompts, seeds))
+        after = ray_local.get(gen.sample.remote(prompts, seeds, dpo["model"]))  # swapped in, no restart
+        assert after != before
+        # one short epoch of SFT teaches the answer's form (a ```sql block) before its content
+        fenced = [sum(c[0].lstrip().startswith("```") for c in outs) for outs in (before, after)]
+        assert fenced[1] > fenced[0] and fenced[1] >= len(prompts) // 2, (fenced, after[:2])
+    finally:
+        ray_local.kill(gen)
+
+
+@pytest.mark.parametrize("strategy", ["zero2", "zero3"])
+def test_deepspeed_zero_on_cpu(ray_local, sampled_run, synth_data, tiny, tmp_path, strategy):
+    run = _run_dir(sampled_run, tmp_path)
+    sft, dpo = _train(ray_local, run, synth_data, tiny, f"train.strategy={strategy}")
+    _assert_learns(sft, dpo)
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(dpo["model"])  # gathered, Hugging Face format
+    assert sum(p.numel() for p in model.parameters()) > 1e5
+
+
+def test_killed_training_resumes_from_its_last_checkpoint(sampled_run, synth_data, tiny, tmp_path):
+    run = _run_dir(sampled_run, tmp_path)
+    args = [sys.executable, "-m", "exesql_ray", "train", "sft", "--config", "configs/quickstart.yaml",
+            "--iteration", "0", f"run_dir={run}", f"data.path={synth_data}", f"model.path={tiny}", "data.limit=48",
+            "train.sft.epochs=2", "train.sft.save_steps=4", "train.sft.learning_rate=1e-3"]
+    ck = run / "train" / "iter-0" / "sft" / "checkpoints"
+    proc = subprocess.Popen(args, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not list(ck.glob("checkpoint-*/trainer_state.json")):
+        time.sleep(0.5)
+    assert proc.poll() is None, f"training ended before a checkpoint: {proc.stderr.read()[-2000:]}"
+    time.sleep(1)
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its local Ray and the workers
+    proc.wait()
+    saved = sorted(int(p.parent.name.split("-")[1]) for p in ck.glob("checkpoint-*/trainer_state.json"))
+    assert saved and not (run / "train" / "iter-0" / "sft" / "model").exists()
+    r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((run / "train" / "iter-0" / "sft" / "summary.json").read_text())
+    assert summary["resumed_from"]
+    resumed_at = int(summary["resumed_from"].rsplit("-", 1)[1])
+    assert resumed_at == saved[-1] and summary["global_step"] == summary["max_steps"] > resumed_at
+    assert "resumed from" in r.stdout
+
+
+def test_train_errors_name_what_is_missing(tmp_path, synth_data, tiny):
+    from conftest import run_cli
+
+    r = run_cli("train", "dpo", "--config", "configs/quickstart.yaml", "--iteration", "0", f"run_dir={tmp_path}",
+                f"data.path={synth_data}", f"model.path={tiny}")
+    assert r.returncode == 2 and "train sft --iteration 0" in r.stderr
+    (tmp_path / "ds.json").write_text('{"zero_optimization": {"stage": 2}}')
+    r = run_cli("train", "sft", "--config", "configs/quickstart.yaml", "--iteration", "0", f"run_dir={tmp_path}",
+                f"data.path={synth_data}", f"model.path={tiny}", "train.strategy=zero3",
+                f"train.deepspeed_config={tmp_path / 'ds.json'}")
+    assert r.returncode == 2 and "zero_optimization.stage 2" in r.stderr
