@@ -68,12 +68,14 @@ class Generator:
                     if fits else [])
         return [[o.text for o in next(outs).outputs] if ok else [""] * per_prompt[i].n for i, ok in enumerate(room)]
 
-    def sample(self, messages: list[str], seeds: list[int], weights_path: str | None = None) -> list[list[str]]:
-        """Best-of-N for the sampling stage. `weights_path` names the policy the caller expects:
-        a replica restarted after a crash (constructed with its first weights) reloads it."""
+    def sample(self, messages: list[str], seeds: list[int], weights_path: str | None = None,
+               n: int | None = None, temperature: float | None = None) -> list[list[str]]:
+        """Best-of-N for the sampling stage (evaluation: n=1, temperature 0). `weights_path`
+        names the policy the caller expects: a replica restarted after a crash (constructed
+        with its first weights) reloads it."""
         if weights_path and weights_path != self.model_path:
             self.reload(weights_path)
-        return self.generate(self.chat(messages), seeds=seeds)
+        return self.generate(self.chat(messages), n=n, temperature=temperature, seeds=seeds)
 
     def complete(self, messages: list[str]) -> list[str]:
         """Greedy, one completion per user message: the repair backend's interface."""

@@ -24,10 +24,11 @@ QUESTION_SCHEMA = pa.schema(list(QUESTION_TYPES.items()))
 class GenerateCandidates:
     """map_batches callable: a batch of questions → N candidate rows per question."""
 
-    def __init__(self, generators: list, model_path: str, iteration: int):
+    def __init__(self, generators: list, model_path: str, iteration: int, n: int, temperature: float):
         self.generators = generators
         self.model_path = model_path
         self.iteration = iteration
+        self.n, self.temperature = n, temperature
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         import ray
@@ -36,7 +37,7 @@ class GenerateCandidates:
         # Route by content so a retried batch goes to the same replica; replicas queue calls.
         gen = self.generators[zlib.crc32(questions[0]["question_id"].encode()) % len(self.generators)]
         completions = ray.get(gen.sample.remote([q["prompt"] for q in questions], [q["seed"] for q in questions],
-                                                self.model_path))
+                                                self.model_path, self.n, self.temperature))
         return pa.Table.from_pylist(explode(questions, completions, self.iteration))
 
 
@@ -51,7 +52,8 @@ def candidates_dataset(plan: SamplePlan, cfg: Config, generators: list, engine: 
     ds = ray.data.from_arrow([pa.Table.from_pylist(rows[i:i + bs], schema=QUESTION_SCHEMA)
                               for i in range(0, len(rows), bs)])
     return ds.map_batches(GenerateCandidates, fn_constructor_kwargs={
-        "generators": generators, "model_path": plan.model_path, "iteration": plan.iteration},
+        "generators": generators, "model_path": plan.model_path, "iteration": plan.iteration, "n": plan.n,
+        "temperature": cfg.generation.temperature},
         batch_size=bs, batch_format="pyarrow", concurrency=max(1, 2 * len(generators)), num_cpus=0)
 
 
@@ -71,34 +73,55 @@ def sample_on_ray(plan: SamplePlan, cfg: Config, generators: list, progress=None
     return writer
 
 
-def run_sample_stage(cfg: Config, iteration: int, generators: list | None = None, progress=print) -> dict:
-    """Plan, sample what is missing, summarise. Starts generator replicas unless given some
-    (the pipeline keeps its replicas across iterations and swaps their weights)."""
-    import time
-
+def _run_plans(work: list[tuple[Config, SamplePlan]], generators: list | None, progress) -> None:
+    """Sample the missing shards of each (config, plan), on the given replicas or on replicas
+    started (from the first plan's model and generation settings) and removed here."""
     import ray
 
     from actors.generator import start_generators
+    from exesql_ray.engines import open_engine
 
-    t0 = time.time()
-    plan = plan_sampling(cfg, iteration)
-    progress(f"sample iteration {iteration}: {plan.questions} questions × {len(plan.engines)} engines × n={plan.n} "
-             f"from {plan.model_path}; {len(plan.todo)} of {len(plan.shards)} shards to do")
-    if plan.todo:  # an engine that cannot open fails here, before any model is loaded
-        from exesql_ray.engines import open_engine
-
-        for e in {s.engine for s in plan.todo}:
-            open_engine(e, cfg, db_root=plan.db_root if e == "sqlite" else None).close()
-    own = generators is None and bool(plan.todo)
+    work = [(c, p) for c, p in work if p.todo]
+    if not work:
+        return
+    for c, p in work:  # an engine that cannot open fails here, before any model is loaded
+        for e in {s.engine for s in p.todo}:
+            open_engine(e, c, db_root=p.db_root if e == "sqlite" else None).close()
+    own = generators is None
     if own:
-        generators = start_generators(plan.model_path, cfg.generation)
+        generators = start_generators(work[0][1].model_path, work[0][0].generation)
     try:
-        if plan.todo:
-            writer = sample_on_ray(plan, cfg, generators, progress=lambda p: progress(f"  wrote {p}"))
+        for c, p in work:
+            writer = sample_on_ray(p, c, generators, progress=lambda path: progress(f"  wrote {path}"))
             if writer.missing:
                 raise RuntimeError(f"sampling ended with candidates missing: {writer.missing}")
     finally:
         if own:
             for g in generators:
                 ray.kill(g)
+
+
+def run_sample_stage(cfg: Config, iteration: int, generators: list | None = None, progress=print) -> dict:
+    """Plan, sample what is missing, summarise. Starts generator replicas unless given some
+    (the pipeline keeps its replicas across iterations and swaps their weights)."""
+    import time
+
+    t0 = time.time()
+    plan = plan_sampling(cfg, iteration)
+    progress(f"sample iteration {iteration}: {plan.questions} questions × {len(plan.engines)} engines × n={plan.n} "
+             f"from {plan.model_path}; {len(plan.todo)} of {len(plan.shards)} shards to do")
+    _run_plans([(cfg, plan)], generators, progress)
     return summarize_sampling(plan, cfg, time.time() - t0)
+
+
+def run_eval_stage(cfg: Config, iteration: int, generators: list | None = None, progress=print) -> dict:
+    """EX of the policy iteration k samples from, on every eval split (exesql_ray/evaluate.py)."""
+    from exesql_ray.evaluate import plan_evaluation, summarize_evaluation
+
+    plans = plan_evaluation(cfg, iteration)
+    model = plans[0][2].model_path if plans else ""
+    for split, _, plan in plans:
+        progress(f"evaluate iteration {iteration} on {split}: {plan.questions} questions × {len(plan.engines)} "
+                 f"engines, greedy, from {model}; {len(plan.todo)} of {len(plan.shards)} shards to do")
+    _run_plans([(ecfg, plan) for _, ecfg, plan in plans], generators, progress)
+    return summarize_evaluation(cfg, iteration, plans, model)

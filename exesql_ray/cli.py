@@ -192,6 +192,25 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from actors.sampler import run_eval_stage
+
+    cfg = _config(args)
+    local_ray()
+    m = run_eval_stage(cfg, args.iteration, progress=lambda x: print(x, file=sys.stderr))
+    c = m["compare"]
+    print(f"evaluate iteration {args.iteration} ({m['model']}; rows {c['rows']}, order {c['order']}, "
+          f"float_tol {c['float_tol']}):")
+    for split, engines in m["splits"].items():
+        for engine, a in engines.items():
+            ex = "n/a" if a["ex"] is None else f"{a['ex']:.3f}"
+            diff = ", ".join(f"{d} {v['ex']:.3f} ({v['n']})" for d, v in a["by_difficulty"].items())
+            print(f"  {split} {engine}: EX {ex} over {a['judged']} questions ({a['no_gold']} without a verified "
+                  f"gold); runs {a['runs']}; {diff}")
+    print(f"metrics: {Path(cfg.run_dir) / 'eval' / f'iter-{args.iteration}' / 'metrics.json'}")
+    return 0
+
+
 def cmd_train(args) -> int:
     from exesql_ray.train import run_training
 
@@ -294,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
 
     iteration_stage(sub, "sample", "stage 2: best-of-N per question, executed, rewarded (Ray Data)", cmd_sample)
+    iteration_stage(sub, "evaluate", "execution accuracy of the policy iteration k samples from, on the eval "
+                    "splits", cmd_evaluate)
     tr = sub.add_parser("train", help="stage 3: SFT or DPO for one iteration on Ray Train workers (TRL)")
     tsub = tr.add_subparsers(dest="stage", required=True)
     iteration_stage(tsub, "sft", "SFT on D_Valid ∪ D_Trans", cmd_train)

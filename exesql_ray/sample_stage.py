@@ -85,7 +85,9 @@ def sample_seed(seed: int, iteration: int, engine: str, question_id: str) -> int
     return zlib.crc32(f"{seed}/{iteration}/{engine}/{question_id}".encode())
 
 
-def plan_sampling(cfg: Config, iteration: int, engines: list[str] | None = None) -> SamplePlan:
+def plan_sampling(cfg: Config, iteration: int, engines: list[str] | None = None,
+                  root: Path | None = None) -> SamplePlan:
+    """The stage's shards for iteration k (`root`: where they go; default the sample folder)."""
     if iteration < 0:
         raise UserError(f"--iteration {iteration}: must be 0 or more")
     engines = engines or list(cfg.engines.targets)
@@ -100,7 +102,7 @@ def plan_sampling(cfg: Config, iteration: int, engines: list[str] | None = None)
         raise UserError(f"iteration {iteration} samples from {model}, which holds no model "
                         + ("(run `exesql-ray model tiny` or set model.path)" if iteration == 0
                            else f"(train iteration {iteration - 1} first)"))
-    root = sample_dir(cfg, iteration)
+    root = root or sample_dir(cfg, iteration)
     size = cfg.sample.shard_size
     shards, gold_source = [], {}
     schemas: dict[tuple, str] = {}

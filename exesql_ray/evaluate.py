@@ -1,0 +1,71 @@
+"""Execution accuracy (EX) of a policy, per engine, split, dataset and difficulty.
+
+Evaluation is the sampling stage with one greedy answer per question (n=1, temperature 0)
+on each of `data.eval_splits`, judged in `match` mode against the gold query verified for
+that engine by stage 1 (SQLite: the dataset's own gold). A question with no verified gold on
+an engine is counted as `no_gold` and left out of that engine's EX, never guessed. The
+comparison semantics (`compare.*`) are printed with every result.
+
+    <run_dir>/eval/iter-<k>/<split>/<engine>/part-NNNNN.parquet, metrics.json
+`iter-k` measures the policy iteration k samples from: iter-0 the base model, iter-1 the
+model after iteration 0's training, and so on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from exesql_ray.config import Config
+from exesql_ray.sample_stage import SamplePlan, plan_sampling, read_candidates
+
+
+def eval_root(cfg: Config, iteration: int) -> Path:
+    return Path(cfg.run_dir) / "eval" / f"iter-{iteration}"
+
+
+def eval_config(cfg: Config, split: str) -> Config:
+    """The sampling settings of an evaluation: one greedy answer, judged by result."""
+    e = cfg.model_copy(deep=True)
+    e.sample.split = split
+    e.sample.reward = "match"
+    e.generation.n = 1
+    e.generation.temperature = 0.0
+    return e
+
+
+def plan_evaluation(cfg: Config, iteration: int) -> list[tuple[str, Config, SamplePlan]]:
+    out = []
+    for split in cfg.data.eval_splits:
+        ecfg = eval_config(cfg, split)
+        out.append((split, ecfg, plan_sampling(ecfg, iteration, root=eval_root(cfg, iteration) / split)))
+    return out
+
+
+def accuracy(rows: list[dict]) -> dict:
+    """EX over rows (one greedy answer per question), with the breakdown by difficulty."""
+    judged = [r for r in rows if r["reward_mode"] == "match" and r["outcome"] != "infra"]
+    by_diff: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in judged:
+        c = by_diff[r["difficulty"] or "all"]
+        c[0] += r["outcome"] == "pass"
+        c[1] += 1
+    ok = sum(r["outcome"] == "pass" for r in judged)
+    return {"questions": len({r["question_id"] for r in rows}), "judged": len(judged),
+            "no_gold": sum(r["reward_mode"] != "match" for r in rows),
+            "infra_errors": sum(r["outcome"] == "infra" for r in rows),
+            "ex": round(ok / len(judged), 4) if judged else None,
+            "runs": round(sum(r["status"] == "ok" for r in judged) / len(judged), 4) if judged else None,
+            "by_difficulty": {d: {"ex": round(a / n, 4), "n": n} for d, (a, n) in sorted(by_diff.items())}}
+
+
+def summarize_evaluation(cfg: Config, iteration: int, plans, model: str) -> dict:
+    metrics = {"iteration": iteration, "model": model, "dataset": cfg.data.dataset,
+               "compare": cfg.compare.model_dump(), "splits": {}}
+    for split, _, plan in plans:
+        metrics["splits"][split] = {e: accuracy(read_candidates(plan, e)) for e in plan.engines}
+    root = eval_root(cfg, iteration)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
