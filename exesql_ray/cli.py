@@ -226,22 +226,24 @@ def cmd_train(args) -> int:
 
 
 def cmd_model_tiny(args) -> int:
-    from exesql_ray.data import load_dataset
-    from exesql_ray.prompts import schema_text
-    from exesql_ray.tinymodel import build_tiny_model, corpus_from_examples, parameter_count
-    from exesql_ray.translate import schema_of
+    from exesql_ray.tinymodel import build_for_run, parameter_count
+
+    out, examples, schemas = build_for_run(_config(args), args.out)
+    print(f"tiny model at {out}: {parameter_count(out) / 1e6:.2f}M parameters, trained tokenizer on "
+          f"{examples} examples and {schemas} schema texts")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from actors.pipeline import run_pipeline
 
     cfg = _config(args)
-    splits = [cfg.data.train_split, *cfg.data.eval_splits]
-    ds = load_dataset(cfg.data.dataset, cfg.data.path, splits)
-    examples = [e for s in splits for e in ds.splits.get(s, [])]
-    engines = ["sqlite", *[e for e in cfg.engines.targets if e != "sqlite"]]
-    schemas = {f"{e.db_id}/{eng}": schema_text(schema_of(e.db_path), eng)
-               for e in examples if e.has_db for eng in engines}
-    out = Path(args.out or Path(cfg.run_dir) / "model" / "tiny")
-    build_tiny_model(corpus_from_examples(examples, schemas), out, cfg.model.tiny, seed=cfg.seed)
-    print(f"tiny model at {out}: {parameter_count(out) / 1e6:.2f}M parameters, trained tokenizer on "
-          f"{len(examples)} examples and {len(schemas)} schema texts")
+    local_ray()
+    m = run_pipeline(cfg, progress=lambda x: print(x, file=sys.stderr))
+    for name, info in m["stages"].items():
+        if name.startswith("evaluate/"):
+            print(f"{name}: EX {json.dumps({k: v for k, v in info.items() if k != 'finished'})}")
+    print(f"run folder {cfg.run_dir}; stages in {Path(cfg.run_dir) / 'pipeline.json'}")
     return 0
 
 
@@ -313,6 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
 
     iteration_stage(sub, "sample", "stage 2: best-of-N per question, executed, rewarded (Ray Data)", cmd_sample)
+    p = sub.add_parser("run", help="the whole loop: migrate, translate, then per iteration evaluate, sample, SFT, DPO")
+    p.add_argument("--config", required=True)
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    p.set_defaults(func=cmd_run)
     iteration_stage(sub, "evaluate", "execution accuracy of the policy iteration k samples from, on the eval "
                     "splits", cmd_evaluate)
     tr = sub.add_parser("train", help="stage 3: SFT or DPO for one iteration on Ray Train workers (TRL)")

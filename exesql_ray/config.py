@@ -224,6 +224,11 @@ class TrainConfig(Section):
     dpo: DPOStageConfig = Field(default_factory=DPOStageConfig)
 
 
+class PipelineConfig(Section):
+    # Rounds of sample → SFT → DPO; the policy is evaluated before the first and after each.
+    iterations: int = Field(default=1, ge=0)
+
+
 class Config(Section):
     run_dir: str = "runs/default"
     seed: int = 0
@@ -237,6 +242,7 @@ class Config(Section):
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     sample: SampleConfig = Field(default_factory=SampleConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

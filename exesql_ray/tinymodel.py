@@ -77,3 +77,21 @@ def parameter_count(path: str | os.PathLike) -> int:
 
     with safe_open(str(Path(path) / "model.safetensors"), "pt") as f:
         return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+
+
+def build_for_run(cfg, out: str | os.PathLike | None = None) -> tuple[Path, int, int]:
+    """The tiny model of a run, from its dataset (train and eval splits) and the schema text
+    of every target dialect: (folder, examples read, schema texts)."""
+    from exesql_ray.data import load_dataset
+    from exesql_ray.prompts import schema_text
+    from exesql_ray.translate import schema_of
+
+    splits = [cfg.data.train_split, *cfg.data.eval_splits]
+    ds = load_dataset(cfg.data.dataset, cfg.data.path, splits)
+    examples = [e for s in splits for e in ds.splits.get(s, [])]
+    engines = ["sqlite", *[e for e in cfg.engines.targets if e != "sqlite"]]
+    schemas = {f"{e.db_id}/{eng}": schema_text(schema_of(e.db_path), eng)
+               for e in examples if e.has_db for eng in engines}
+    out = Path(out or Path(cfg.run_dir) / "model" / "tiny")
+    build_tiny_model(corpus_from_examples(examples, schemas), out, cfg.model.tiny, seed=cfg.seed)
+    return out, len(examples), len(schemas)

@@ -36,13 +36,12 @@ echo "== stage 1: translate the SQLite gold into each engine, kept only when it 
 $X translate --config "$CFG"
 echo "== the offline default model: tokenizer trained on this data + a random-init Qwen2 (nothing downloaded)"
 $X model tiny --config "$CFG"
-echo "== stage 2: best-of-N from the model, every candidate executed on its engine (Ray Data, local Ray)"
-$X sample --config "$CFG" --iteration 0
-echo "== stage 3: SFT on D_Valid + D_Trans, then DPO on (passing, failing) pairs (Ray Train, 2 CPU workers)"
-$X train sft --config "$CFG" --iteration 0
-$X train dpo --config "$CFG" --iteration 0
+echo "== the loop (exesql-ray run): evaluate; sample best-of-8 and execute every candidate (Ray Data);"
+echo "   SFT on D_Valid + D_Trans, DPO on (passing, failing) pairs (Ray Train, 2 CPU workers); evaluate again"
+echo "   (stages already done above are skipped; stage by stage: exesql-ray sample / train sft / train dpo / evaluate)"
+$X run --config "$CFG"
 if [ -d "$EXESQL_DATA/spider" ]; then
   echo "== Spider at $EXESQL_DATA/spider"
   $X data stats --dataset spider --path "$EXESQL_DATA/spider" --no-exec
 fi
-echo "demo: done: iteration 0 of the loop. Not yet in the demo: evaluation, the report and further iterations (open issue)."
+echo "demo: done: one iteration of the loop; stages and EX in $RUN/pipeline.json. Not yet built: the report (open issue)."
