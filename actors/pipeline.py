@@ -77,8 +77,9 @@ def run_pipeline(cfg: Config, progress=print) -> dict:
             if generators is None:
                 generators = start_generators(str(policy_for(cfg, k)), cfg.generation)
             ev = run_eval_stage(cfg, k, generators, progress=progress)
-            m.record(f"evaluate/iter-{k}", {s: {e: a["ex"] for e, a in es.items()} for s, es in ev["splits"].items()})
-            progress(f"iteration {k}: EX " + json.dumps(m.data["stages"][f"evaluate/iter-{k}"]))
+            ex = {s: {e: a["ex"] for e, a in es.items()} for s, es in ev["splits"].items()}
+            m.record(f"evaluate/iter-{k}", ex)
+            progress(f"policy of iteration {k}: EX {json.dumps(ex)}")
             if k == cfg.pipeline.iterations:
                 break
             sa = run_sample_stage(cfg, k, generators, progress=progress)
