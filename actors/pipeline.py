@@ -4,8 +4,9 @@ models), so a re-run after a crash resumes where it stopped; `<run_dir>/pipeline
 records each finished stage.
 
 Generator replicas live across iterations and take new weights with `reload` (no restart)
-when they run on CPU; replicas on GPUs are removed before training so the trainer gets the
-GPUs, and started again afterwards.
+when the training workers fit beside them; when they do not (the GPUs, or a 2-core
+laptop's CPUs, are taken by the replicas) the replicas are removed before training and
+started again, on the new weights, afterwards.
 """
 
 from __future__ import annotations
@@ -53,6 +54,17 @@ def _migrate(cfg: Config, progress) -> dict:
     return out
 
 
+def _training_fits_beside_generators(cfg: Config) -> bool:
+    """Whether the Ray Train workers can be scheduled while the replicas hold their share;
+    if not, the replicas go (else training waits for them forever) and come back after."""
+    import ray
+
+    t = cfg.train
+    per = {"CPU": 1.0, "GPU": 1.0 if t.use_gpu else 0.0, **t.resources_per_worker}
+    free = ray.available_resources()
+    return all(free.get(k, 0.0) >= t.num_workers * v for k, v in per.items() if v > 0)
+
+
 def run_pipeline(cfg: Config, progress=print) -> dict:
     import ray
 
@@ -70,7 +82,6 @@ def run_pipeline(cfg: Config, progress=print) -> dict:
         from exesql_ray.tinymodel import build_for_run
 
         build_for_run(cfg)  # a no-op when the folder already holds this config's model
-    on_gpu = cfg.generation.num_gpus > 0
     generators = None
     try:
         for k in range(cfg.pipeline.iterations + 1):
@@ -85,7 +96,7 @@ def run_pipeline(cfg: Config, progress=print) -> dict:
             sa = run_sample_stage(cfg, k, generators, progress=progress)
             m.record(f"sample/iter-{k}", {e: {"pass@1": s["pass@1"], "pass@N": s["pass@N"], "d_valid": s["d_valid"],
                                               "dpo_pairs": s["dpo_pairs"]} for e, s in sa["engines"].items()})
-            if on_gpu:  # the trainer needs the GPUs the replicas hold
+            if not _training_fits_beside_generators(cfg):  # the trainer needs what the replicas hold
                 for g in generators:
                     ray.kill(g)
                 generators = None

@@ -11,7 +11,9 @@ def test_one_iteration_end_to_end_then_rerun_is_a_noop(ray_local, migrated_synth
     from actors.pipeline import run_pipeline
 
     cfg = run_config(tmp_path, synth_data, tiny, "data.limit=16", "generation.n=2", "generation.max_tokens=16",
-                     "pipeline.iterations=1", "train.resources_per_worker={CPU: 0.5}", "train.sft.epochs=1",
+                     # 2 workers × 1 CPU do not fit beside the replica (0.5 of 2 CPUs): the pipeline
+                     # must release it for training (else Ray Train waits forever) and start it again
+                     "pipeline.iterations=1", "train.sft.epochs=1",
                      "train.dpo.epochs=0.5", "train.dpo.learning_rate=5e-5")
     m = run_pipeline(cfg, progress=lambda msg: None)
     stages = list(m["stages"])
