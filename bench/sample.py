@@ -38,32 +38,40 @@ OVERRIDES = ["data.dataset=spider", "data.train_split=dev", "data.eval_splits=[]
              "sample.shard_size=16", "sample.generate_batch_size=8", "execution.batch_size=64"]
 
 
-def setup(extra: list[str] | tuple[str, ...] = ()):
-    """Servers up, the questions' DBs migrated, the tiny model built, stage 1 run; the config."""
-    from bench.executor import setup_servers
-    from exesql_ray.cli import main as cli
+def bench_config(extra: list[str] | tuple[str, ...] = ()):
+    """The bench's config: the first QUESTIONS Spider dev questions with a database."""
     from exesql_ray.config import load_config
     from exesql_ray.data import load_dataset
-    from exesql_ray.engines.migrate import migrate_dbs, open_target
-    from exesql_ray.translate_stage import run_translate
 
-    setup_servers()
     spider = DATA / "spider"
     if not (spider / "dev.json").is_file():
         sys.exit(f"bench: Spider is missing: {spider}/dev.json (set EXESQL_DATA)")
     dev = load_dataset("spider", spider, ["dev"]).splits["dev"]
     examples = [e for e in dev if e.has_db][:QUESTIONS]
     limit = dev.index(examples[-1]) + 1  # data.limit counts questions without a DB too
-    base = [f"run_dir={RUN}", f"data.path={spider}", *OVERRIDES]
-    cfg = load_config(ROOT / "configs" / "quickstart.yaml", [*base, f"data.limit={limit}", *extra])
+    return load_config(ROOT / "configs" / "quickstart.yaml",
+                       [f"run_dir={RUN}", f"data.path={spider}", *OVERRIDES, f"data.limit={limit}", *extra])
+
+
+def setup(extra: list[str] | tuple[str, ...] = ()):
+    """Servers up, the questions' DBs migrated, the tiny model built, stage 1 run; the config."""
+    from bench.executor import setup_servers
+    from exesql_ray.data import load_dataset
+    from exesql_ray.engines.migrate import migrate_dbs, open_target
+    from exesql_ray.tinymodel import build_for_run
+    from exesql_ray.translate_stage import run_translate
+
+    setup_servers()
+    cfg = bench_config(extra)
+    questions = load_dataset("spider", cfg.data.path, ["dev"]).splits["dev"][: cfg.data.limit]
+    dbs = {e.db_id: e.db_path for e in questions if e.has_db}
     for engine in ENGINES:
         t = open_target(engine, cfg)
         try:
-            assert all(r.verified for r in migrate_dbs(t, {e.db_id: e.db_path for e in examples})), engine
+            assert all(r.verified for r in migrate_dbs(t, dbs)), engine
         finally:
             t.close()
-    if not (RUN / "model" / "tiny" / "config.json").is_file():
-        assert cli(["model", "tiny", "--config", str(ROOT / "configs" / "quickstart.yaml"), *base]) == 0
+    build_for_run(bench_config(), RUN / "model" / "tiny")  # a no-op once built
     run_translate(cfg, progress=lambda m: None)
     return cfg
 

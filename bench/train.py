@@ -30,7 +30,7 @@ def main() -> None:
     import ray
 
     from actors.sampler import run_sample_stage
-    from bench.sample import RUN, setup
+    from bench.sample import RUN, bench_config, setup
     from exesql_ray.train import run_training
 
     cfg = setup([f"model.path={RUN / 'model' / 'tiny'}"])
@@ -43,7 +43,8 @@ def main() -> None:
         shutil.rmtree(run, ignore_errors=True)
         shutil.copytree(RUN / "sample" / "iter-0", run / "sample" / "iter-0")
         shutil.copytree(RUN / "d_trans", run / "d_trans")
-        c = setup([f"model.path={RUN / 'model' / 'tiny'}", f"run_dir={run}", f"train.sft.epochs={EPOCHS}",
+        # stages 1-2 are done (copied above): only the run's training settings differ
+        c = bench_config([f"model.path={RUN / 'model' / 'tiny'}", f"run_dir={run}", f"train.sft.epochs={EPOCHS}",
                    "train.sft.save_steps=100000", *extra])
         s = run_training(c, 0, "sft", progress=lambda m: None)
         metrics = [json.loads(line) for line in (run / "train" / "iter-0" / "sft" / "metrics.jsonl").read_text().splitlines()]

@@ -178,12 +178,18 @@ def local_ray():
     return ray
 
 
+def _on_ray(args, stage):
+    """(config, result) of `stage(cfg, progress=…)` run beside a local Ray (or the cluster
+    under `ray job submit`), with progress lines on stderr."""
+    cfg = _config(args)
+    local_ray()
+    return cfg, stage(cfg, progress=lambda m: print(m, file=sys.stderr))
+
+
 def cmd_sample(args) -> int:
     from actors.sampler import run_sample_stage
 
-    cfg = _config(args)
-    local_ray()
-    summary = run_sample_stage(cfg, args.iteration, progress=lambda m: print(m, file=sys.stderr))
+    cfg, summary = _on_ray(args, lambda c, progress: run_sample_stage(c, args.iteration, progress=progress))
     for engine, st in summary["engines"].items():
         print(f"sample iteration {args.iteration} → {engine}: {st['questions']} questions, {st['candidates']} "
               f"candidates; pass@1 {st['pass@1']:.3f}, pass@{summary['n']} {st['pass@N']:.3f}; D_Valid "
@@ -195,9 +201,7 @@ def cmd_sample(args) -> int:
 def cmd_evaluate(args) -> int:
     from actors.sampler import run_eval_stage
 
-    cfg = _config(args)
-    local_ray()
-    m = run_eval_stage(cfg, args.iteration, progress=lambda x: print(x, file=sys.stderr))
+    cfg, m = _on_ray(args, lambda c, progress: run_eval_stage(c, args.iteration, progress=progress))
     c = m["compare"]
     print(f"evaluate iteration {args.iteration} ({m['model']}; rows {c['rows']}, order {c['order']}, "
           f"float_tol {c['float_tol']}):")
@@ -214,9 +218,7 @@ def cmd_evaluate(args) -> int:
 def cmd_train(args) -> int:
     from exesql_ray.train import run_training
 
-    cfg = _config(args)
-    local_ray()
-    s = run_training(cfg, args.iteration, args.stage, progress=lambda m: print(m, file=sys.stderr))
+    _, s = _on_ray(args, lambda c, progress: run_training(c, args.iteration, args.stage, progress=progress))
     first, last = s.get("first", {}), s.get("last", {})
     moved = ", ".join(f"{k} {first[k]:.4f} → {last[k]:.4f}" for k in first if k in last)
     print(f"train {args.stage} iteration {args.iteration}: {s['rows']} rows, {s['global_step']} steps on "
@@ -237,9 +239,7 @@ def cmd_model_tiny(args) -> int:
 def cmd_run(args) -> int:
     from actors.pipeline import run_pipeline
 
-    cfg = _config(args)
-    local_ray()
-    m = run_pipeline(cfg, progress=lambda x: print(x, file=sys.stderr))
+    cfg, m = _on_ray(args, run_pipeline)
     for name, info in m["stages"].items():
         if name.startswith("evaluate/"):
             print(f"{name}: EX {json.dumps({k: v for k, v in info.items() if k != 'finished'})}")

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from exesql_ray.config import Config
-from exesql_ray.data import load_dataset, write_parquet_atomic
+from exesql_ray.data import db_root, load_dataset, write_parquet_atomic
 from exesql_ray.errors import UserError
 from exesql_ray.prompts import schema_text, sql_prompt
 from exesql_ray.rewards import mine_pairs, pass_at, reward_mode, score, split_valid_neg
@@ -65,10 +65,6 @@ class SamplePlan:
     skipped_missing_db: int
     db_root: str | None  # the SQLite databases (sqlite as a target engine)
     gold_source: dict[str, Counter] = field(default_factory=dict)
-
-    @property
-    def todo_rows(self) -> list[dict]:
-        return [q for s in self.todo for q in s.questions]
 
 
 def verified_gold(cfg: Config, engine: str) -> dict[str, str]:
@@ -128,9 +124,8 @@ def plan_sampling(cfg: Config, iteration: int, engines: list[str] | None = None,
                 r["shard"] = i // size
             shards.append(SampleShard(engine, i // size, str(root / engine / f"part-{i // size:05d}.parquet"), part))
     todo = [s for s in shards if not Path(s.path).exists()]
-    db_root = str(Path(with_db[0].db_path).parent.parent) if with_db else None
     return SamplePlan(iteration, engines, root, str(model), cfg.generation.n, shards, todo, len(with_db),
-                      len(examples) - len(with_db), db_root, gold_source)
+                      len(examples) - len(with_db), db_root(with_db), gold_source)
 
 
 def explode(questions: list[dict], completions: list[list[str]], iteration: int) -> list[dict]:

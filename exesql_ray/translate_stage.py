@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from exesql_ray.compare import CompareOptions
 from exesql_ray.config import Config
-from exesql_ray.data import Example, load_dataset, write_parquet_atomic
+from exesql_ray.data import Example, db_root, load_dataset, write_parquet_atomic
 from exesql_ray.engines import open_engine
 from exesql_ray.executor import Executor
 from exesql_ray.translate import TRANSLATION_FIELDS, translate_example
@@ -68,8 +68,7 @@ def plan(cfg: Config) -> Plan:
             path = root / engine / f"part-{i // size:05d}.parquet"
             if not path.exists():
                 tasks.append(ShardTask(engine, str(path), [dataclasses.asdict(e) for e in with_db[i:i + size]]))
-    db_root = str(Path(with_db[0].db_path).parent.parent) if with_db else None
-    return Plan(engines, root, tasks, len(with_db), len(examples) - len(with_db), db_root)
+    return Plan(engines, root, tasks, len(with_db), len(examples) - len(with_db), db_root(with_db))
 
 
 class ShardTranslator:

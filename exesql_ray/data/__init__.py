@@ -6,7 +6,7 @@ from pathlib import Path
 
 from exesql_ray.data.bird import load_bird
 from exesql_ray.data.common import Dataset
-from exesql_ray.data.records import Example, examples_to_table, table_to_examples, write_parquet_atomic
+from exesql_ray.data.records import Example, db_root, examples_to_table, table_to_examples, write_parquet_atomic
 from exesql_ray.data.spider import VARIANTS, load_dr_spider, load_spider, load_variant
 from exesql_ray.data.wikisql import load_wikisql
 from exesql_ray.errors import UserError
@@ -33,6 +33,7 @@ def load_dataset(name: str, path: str | Path, splits: list[str] | None = None, d
 
 
 __all__ = [
+    "db_root",
     "DATASETS", "Dataset", "Example", "load_dataset", "examples_to_table", "table_to_examples",
     "write_parquet_atomic",
 ]

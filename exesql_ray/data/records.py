@@ -53,6 +53,13 @@ EXAMPLE_SCHEMA = pa.schema(
 )
 
 
+def db_root(examples: list[Example]) -> str | None:
+    """The folder of `<db_id>/<db_id>.sqlite` the examples' databases live in (the SQLite
+    engine's root), or None when none has a database."""
+    with_db = next((e for e in examples if e.has_db), None)
+    return str(Path(with_db.db_path).parent.parent) if with_db else None
+
+
 def examples_to_table(examples: list[Example]) -> pa.Table:
     rows = [dataclasses.asdict(e) for e in examples]
     for r in rows:
