@@ -28,20 +28,22 @@ LATENCY_BOUNDARIES_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 1
 class EngineMetrics:
     """Counters and a latency histogram per engine for the Ray dashboard."""
 
-    def __init__(self, engine: str):
+    def __init__(self, engine: str, labels: dict | None = None):
         from ray.util import metrics
 
-        self.tags = {"engine": engine}
+        # stage: sample / eval / execute (the CLI); iteration: iter-k, base or "" (Grafana's filters)
+        self.tags = {"engine": engine, "stage": "execute", "iteration": "", **(labels or {})}
+        keys = tuple(self.tags)
         self.executions = metrics.Counter("exesql_executions", "SQL executions by status",
-                                          tag_keys=("engine", "status"))
+                                          tag_keys=(*keys, "status"))
         self.errors = metrics.Counter("exesql_execution_errors", "failed executions by error class",
-                                      tag_keys=("engine", "error_class"))
+                                      tag_keys=(*keys, "error_class"))
         self.timeouts = metrics.Counter("exesql_execution_timeouts", "executions stopped at the deadline",
-                                        tag_keys=("engine",))
+                                        tag_keys=keys)
         self.cache_hits = metrics.Counter("exesql_execution_cache_hits", "executions served from the cache",
-                                          tag_keys=("engine",))
+                                          tag_keys=keys)
         self.latency = metrics.Histogram("exesql_execution_latency_ms", "time in the engine per execution (ms)",
-                                         boundaries=LATENCY_BOUNDARIES_MS, tag_keys=("engine",))
+                                         boundaries=LATENCY_BOUNDARIES_MS, tag_keys=keys)
 
     def observe(self, records: list[dict]) -> None:
         for r in records:
@@ -59,7 +61,7 @@ class EngineMetrics:
 class ExecuteBatch:
     """Callable class for `map_batches`: built once per actor, called once per batch."""
 
-    def __init__(self, engine: str, config: dict, db_root: str | None = None):
+    def __init__(self, engine: str, config: dict, db_root: str | None = None, labels: dict | None = None):
         from exesql_ray.engines import open_engine
 
         cfg = Config.model_validate(config)
@@ -67,7 +69,7 @@ class ExecuteBatch:
         self.executor = Executor(self.engine, cache=cfg.execution.cache,
                                  compare=CompareOptions.from_config(cfg.compare),
                                  workers=cfg.execution.threads_per_actor)
-        self.metrics = EngineMetrics(engine)
+        self.metrics = EngineMetrics(engine, labels)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()
@@ -83,16 +85,19 @@ class ExecuteBatch:
         return pa.Table.from_pylist(out, schema=schema)
 
 
-def execute_dataset(ds, engine: str, cfg: Config, db_root: str | None = None):
-    """`ds` with the execution record of each row on `engine` (rows need id, db_id, sql)."""
+def execute_dataset(ds, engine: str, cfg: Config, db_root: str | None = None, labels: dict | None = None):
+    """`ds` with the execution record of each row on `engine` (rows need id, db_id, sql);
+    `labels` ({"stage": …, "iteration": …}) tag the actors' metrics."""
+    from ray.data import ActorPoolStrategy
+
     ex = cfg.execution
     return ds.map_batches(
         ExecuteBatch,
         fn_constructor_kwargs={"engine": engine, "config": cfg.model_dump(mode="json"),
-                               "db_root": None if db_root is None else str(db_root)},
+                               "db_root": None if db_root is None else str(db_root), "labels": labels},
         batch_size=ex.batch_size,
         batch_format="pyarrow",
-        concurrency=ex.actors.get(engine, 1),
+        compute=ActorPoolStrategy(size=ex.actors.get(engine, 1)),
         num_cpus=ex.actor_num_cpus.get(engine, 0.25),
         # Ray Data's actor pool already runs actors with max_restarts=-1 and
         # max_task_retries=-1 (ray 2.60, ActorPoolMapOperator); passing them as extra remote

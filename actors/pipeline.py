@@ -1,12 +1,15 @@
-"""The whole loop on Ray: migrate → translate → for each iteration: evaluate, sample, SFT,
-DPO → evaluate the last policy. Every stage skips what its folder already holds (shards,
-models), so a re-run after a crash resumes where it stopped; `<run_dir>/pipeline.json`
-records each finished stage.
+"""The whole loop on Ray: migrate → translate → iteration 0 (SFT on the verified
+translations) → iterations 1..N (sample → SFT → DPO) with EX after each → the report.
+
+`<run_dir>/pipeline.json` is the manifest: a stage listed there is complete and a re-run
+skips it; a stage that was interrupted is run again and resumes from what its folder holds
+(finished sample shards, training checkpoints). `<run_dir>/config.yaml` is the resolved
+config of the run; a re-run whose config changes what the results mean is refused.
 
 Generator replicas live across iterations and take new weights with `reload` (no restart)
-when the training workers fit beside them; when they do not (the GPUs, or a 2-core
-laptop's CPUs, are taken by the replicas) the replicas are removed before training and
-started again, on the new weights, afterwards.
+when the training workers fit beside them; when they do not (the GPUs, or a laptop's CPUs,
+are taken by the replicas) the replicas are removed before training and started again, on
+the new weights, afterwards.
 """
 
 from __future__ import annotations
@@ -15,22 +18,73 @@ import json
 import time
 from pathlib import Path
 
-from exesql_ray.config import Config
+import yaml
+
+from exesql_ray.config import Config, dump_config
+from exesql_ray.errors import UserError
+
+# Settings that change what a finished stage's output means; the rest (servers, actor and
+# worker counts, iterations) may change between a run and its resumption.
+RESULT_KEYS = ("seed", "data.", "model.", "prompt.", "compare.", "sample.", "generation.n", "generation.temperature",
+               "generation.top_p", "generation.max_tokens", "train.sft.", "train.dpo.", "pipeline.sample_base",
+               "engines.targets")
 
 
 class Manifest:
-    """Finished stages with their key figures, rewritten after each stage."""
+    """Finished stages with their key figures and seconds, rewritten after each stage."""
 
     def __init__(self, cfg: Config):
         self.path = Path(cfg.run_dir) / "pipeline.json"
         self.data = json.loads(self.path.read_text()) if self.path.is_file() else {"stages": {}}
 
-    def record(self, name: str, info: dict) -> None:
-        self.data["stages"][name] = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}
+    def done(self, name: str) -> bool:
+        return name in self.data["stages"]
+
+    def record(self, name: str, info: dict, seconds: float) -> None:
+        self.data["stages"][name] = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": round(seconds, 1),
+                                     **info}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.data, indent=1))
         tmp.replace(self.path)
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def pin_config(cfg: Config, progress=print) -> None:
+    """Write `<run_dir>/config.yaml`; on a re-run, refuse a config that changes results."""
+    path = Path(cfg.run_dir) / "config.yaml"
+    new = _flat(cfg.model_dump(mode="json"))
+    if path.is_file():
+        old = _flat(yaml.safe_load(path.read_text()) or {})
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        bad = [k for k in changed if any(k == p or (p.endswith(".") and k.startswith(p)) for p in RESULT_KEYS)]
+        if bad:
+            raise UserError(f"{path}: this run was made with other settings for {', '.join(bad)} "
+                            f"(was {', '.join(repr(old.get(k)) for k in bad)}); use another run_dir, or delete "
+                            f"{path.parent} to start over")
+        if changed:
+            progress(f"resuming {cfg.run_dir} with changed settings: {', '.join(changed)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dump_config(cfg))
+
+
+def _dataset(cfg: Config, progress) -> dict:
+    if cfg.data.dataset != "synth":
+        return {"dataset": cfg.data.dataset, "path": cfg.data.path}
+    from exesql_ray.data.synth import synthesize
+
+    s = synthesize(cfg.data.path, seed=cfg.data.synth_seed, per_template=cfg.data.synth_per_template)
+    progress(f"dataset synth at {cfg.data.path}: train {s['train']}, dev {s['dev']} questions")
+    return {"dataset": "synth", "train": s["train"], "dev": s["dev"]}
 
 
 def _migrate(cfg: Config, progress) -> dict:
@@ -65,46 +119,98 @@ def _training_fits_beside_generators(cfg: Config) -> bool:
     return all(free.get(k, 0.0) >= t.num_workers * v for k, v in per.items() if v > 0)
 
 
+def ex_table(manifest: dict) -> dict:
+    """{eval name: {engine: EX}} of the first eval split, in the order the run measured them."""
+    out = {}
+    for name, st in manifest["stages"].items():
+        if name.startswith("evaluate/"):
+            splits = st["ex"]
+            out[name.split("/", 1)[1]] = next(iter(splits.values())) if splits else {}
+    return out
+
+
 def run_pipeline(cfg: Config, progress=print) -> dict:
     import ray
 
     from actors.generator import start_generators
     from actors.sampler import run_eval_stage, run_sample_stage
-    from exesql_ray.runs import policy_for
+    from exesql_ray.evaluate import evaluated_model
+    from exesql_ray.runs import ends_with_dpo, policy_for
     from exesql_ray.train import run_training
     from exesql_ray.translate_stage import run_translate
 
+    pin_config(cfg, progress)
     m = Manifest(cfg)
-    m.record("migrate", {"databases": _migrate(cfg, progress)})
-    tr = run_translate(cfg, progress=progress)
-    m.record("translate", {e: s["verified_share"] for e, s in tr["engines"].items()})
-    if not cfg.model.path:
-        from exesql_ray.tinymodel import build_for_run
+    generators: list = []
 
-        build_for_run(cfg)  # a no-op when the folder already holds this config's model
-    generators = None
+    def stage(name: str, func) -> dict | None:
+        if m.done(name):
+            progress(f"{name}: done already (pipeline.json)")
+            return None
+        t0 = time.time()
+        info = func()
+        m.record(name, info, time.time() - t0)
+        return info
+
+    def on(model: Path) -> list:
+        """Replicas serving `model` (started, or reloaded by the stage itself)."""
+        nonlocal generators
+        if not generators:
+            generators = start_generators(str(model), cfg.generation)
+        return generators
+
+    def evaluate(iteration: int | None) -> dict:
+        ev = run_eval_stage(cfg, iteration, on(evaluated_model(cfg, iteration)), progress=progress)
+        ex = {s: {e: a["ex"] for e, a in es.items()} for s, es in ev["splits"].items()}
+        progress(f"EX {ev['iteration']}: {json.dumps(ex)}")
+        return {"model": ev["model"], "ex": ex}
+
+    def sample(k: int) -> dict:
+        sa = run_sample_stage(cfg, k, on(policy_for(cfg, k)), progress=progress)
+        return {e: {key: s[key] for key in ("candidates", "pass@1", "pass@N", "d_valid", "d_neg", "dpo_pairs")}
+                for e, s in sa["engines"].items()}
+
+    def train(k: int, which: str) -> dict:
+        nonlocal generators
+        if generators and not _training_fits_beside_generators(cfg):  # the trainer needs what they hold
+            for g in generators:
+                ray.kill(g)
+            generators = []
+        st = run_training(cfg, k, which, progress=progress)
+        return {key: st[key] for key in ("model", "rows", "sources", "global_step", "first", "last")}
+
     try:
+        stage("dataset", lambda: _dataset(cfg, progress))
+        stage("migrate", lambda: {"databases": _migrate(cfg, progress)})
+
+        def translate():
+            tr = run_translate(cfg, progress=progress)
+            return {e: {key: s[key] for key in ("verified_share", "verdicts", "verified_by_method")}
+                    for e, s in tr["engines"].items()}
+
+        stage("translate", translate)
+        if not cfg.model.path:
+            from exesql_ray.tinymodel import build_for_run
+
+            stage("model", lambda: {"tiny": str(build_for_run(cfg)[0])})
+        if cfg.pipeline.evaluate_base:
+            stage("evaluate/base", lambda: evaluate(None))
         for k in range(cfg.pipeline.iterations + 1):
-            if generators is None:
-                generators = start_generators(str(policy_for(cfg, k)), cfg.generation)
-            ev = run_eval_stage(cfg, k, generators, progress=progress)
-            ex = {s: {e: a["ex"] for e, a in es.items()} for s, es in ev["splits"].items()}
-            m.record(f"evaluate/iter-{k}", ex)
-            progress(f"policy of iteration {k}: EX {json.dumps(ex)}")
-            if k == cfg.pipeline.iterations:
-                break
-            sa = run_sample_stage(cfg, k, generators, progress=progress)
-            m.record(f"sample/iter-{k}", {e: {"pass@1": s["pass@1"], "pass@N": s["pass@N"], "d_valid": s["d_valid"],
-                                              "dpo_pairs": s["dpo_pairs"]} for e, s in sa["engines"].items()})
-            if not _training_fits_beside_generators(cfg):  # the trainer needs what the replicas hold
-                for g in generators:
-                    ray.kill(g)
-                generators = None
-            for stage in ("sft", "dpo"):
-                st = run_training(cfg, k, stage, progress=progress)
-                m.record(f"{stage}/iter-{k}", {"model": st["model"], "first": st["first"], "last": st["last"],
-                                               "rows": st["rows"]})
+            if ends_with_dpo(cfg, k):
+                stage(f"sample/iter-{k}", lambda k=k: sample(k))
+            stage(f"sft/iter-{k}", lambda k=k: train(k, "sft"))
+            if ends_with_dpo(cfg, k):
+                stage(f"dpo/iter-{k}", lambda k=k: train(k, "dpo"))
+            stage(f"evaluate/iter-{k}", lambda k=k: evaluate(k))
     finally:
-        for g in generators or []:
+        for g in generators:
             ray.kill(g)
+
+    def report():
+        from exesql_ray.report import write_report
+
+        return {"path": str(write_report(cfg.run_dir))}
+
+    m.data["stages"].pop("report", None)  # the report always shows the latest numbers
+    stage("report", report)
     return m.data

@@ -44,6 +44,7 @@ class GenerateCandidates:
 def candidates_dataset(plan: SamplePlan, cfg: Config, generators: list, engine: str):
     """The generation half for one engine (also used alone by bench/sample.py)."""
     import ray
+    from ray.data import ActorPoolStrategy
 
     rows = [q for s in plan.todo if s.engine == engine for q in s.questions]
     bs = cfg.sample.generate_batch_size
@@ -54,26 +55,63 @@ def candidates_dataset(plan: SamplePlan, cfg: Config, generators: list, engine: 
     return ds.map_batches(GenerateCandidates, fn_constructor_kwargs={
         "generators": generators, "model_path": plan.model_path, "iteration": plan.iteration, "n": plan.n,
         "temperature": cfg.generation.temperature},
-        batch_size=bs, batch_format="pyarrow", concurrency=max(1, 2 * len(generators)), num_cpus=0)
+        batch_size=bs, batch_format="pyarrow", compute=ActorPoolStrategy(size=max(1, 2 * len(generators))),
+        num_cpus=0)
 
 
-def sample_on_ray(plan: SamplePlan, cfg: Config, generators: list, progress=None) -> ShardWriter:
-    """Run the plan's missing shards; returns the writer (its `missing` is empty on success)."""
+class StageMetrics:
+    """Candidates by outcome per engine, stage and iteration, and the running pass rate, for
+    the Ray dashboard (Prometheus); the executor actors add executions, latency, errors."""
+
+    def __init__(self, labels: dict):
+        from ray.util import metrics
+
+        self.labels = labels
+        keys = ("engine", *labels)
+        self.candidates = metrics.Counter("exesql_candidates", "candidates judged, by outcome",
+                                          tag_keys=(*keys, "outcome"))
+        self.pass_rate = metrics.Gauge("exesql_pass_rate", "share of this stage's candidates that passed so far",
+                                       tag_keys=keys)
+        self.seen: dict[str, list[int]] = {}
+
+    def observe(self, rows: list[dict]) -> None:
+        from exesql_ray.rewards import outcome
+
+        for r in rows:
+            tags = {"engine": r["engine"], **self.labels}
+            got = outcome(r, r["reward_mode"])
+            self.candidates.inc(1, {**tags, "outcome": got})
+            c = self.seen.setdefault(r["engine"], [0, 0])
+            c[0] += got == "pass"
+            c[1] += 1
+        for engine, (ok, n) in self.seen.items():
+            self.pass_rate.set(ok / n, {"engine": engine, **self.labels})
+
+
+def sample_on_ray(plan: SamplePlan, cfg: Config, generators: list, progress=None,
+                  labels: dict | None = None) -> ShardWriter:
+    """Run the plan's missing shards; returns the writer (its `missing` is empty on success).
+    `labels` ({"stage": sample|eval, "iteration": …}) tag the metrics."""
     writer = ShardWriter(plan)
     engines = [e for e in plan.engines if any(s.engine == e for s in plan.todo)]
     if not engines:
         return writer
+    labels = labels or {"stage": "sample", "iteration": f"iter-{plan.iteration}"}
+    metrics = StageMetrics(labels)
     chains = [execute_dataset(candidates_dataset(plan, cfg, generators, e), e, cfg,
-                              db_root=plan.db_root if e == "sqlite" else None) for e in engines]
+                              db_root=plan.db_root if e == "sqlite" else None, labels=labels) for e in engines]
     ds = chains[0].union(*chains[1:]) if len(chains) > 1 else chains[0]
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-        for path in writer.add(batch.to_pylist()):
+        rows = batch.to_pylist()
+        metrics.observe(rows)
+        for path in writer.add(rows):
             if progress:
                 progress(path)
     return writer
 
 
-def _run_plans(work: list[tuple[Config, SamplePlan]], generators: list | None, progress) -> None:
+def _run_plans(work: list[tuple[Config, SamplePlan]], generators: list | None, progress,
+               labels: dict | None = None) -> None:
     """Sample the missing shards of each (config, plan), on the given replicas or on replicas
     started (from the first plan's model and generation settings) and removed here."""
     import ray
@@ -92,7 +130,7 @@ def _run_plans(work: list[tuple[Config, SamplePlan]], generators: list | None, p
         generators = start_generators(work[0][1].model_path, work[0][0].generation)
     try:
         for c, p in work:
-            writer = sample_on_ray(p, c, generators, progress=lambda path: progress(f"  wrote {path}"))
+            writer = sample_on_ray(p, c, generators, progress=lambda path: progress(f"  wrote {path}"), labels=labels)
             if writer.missing:
                 raise RuntimeError(f"sampling ended with candidates missing: {writer.missing}")
     finally:
@@ -114,14 +152,16 @@ def run_sample_stage(cfg: Config, iteration: int, generators: list | None = None
     return summarize_sampling(plan, cfg, time.time() - t0)
 
 
-def run_eval_stage(cfg: Config, iteration: int, generators: list | None = None, progress=print) -> dict:
-    """EX of the policy iteration k samples from, on every eval split (exesql_ray/evaluate.py)."""
-    from exesql_ray.evaluate import plan_evaluation, summarize_evaluation
+def run_eval_stage(cfg: Config, iteration: int | None, generators: list | None = None, progress=print) -> dict:
+    """EX of the model after iteration k (None: the base model) on every eval split
+    (exesql_ray/evaluate.py)."""
+    from exesql_ray.evaluate import eval_name, plan_evaluation, summarize_evaluation
 
     plans = plan_evaluation(cfg, iteration)
     model = plans[0][2].model_path if plans else ""
     for split, _, plan in plans:
-        progress(f"evaluate iteration {iteration} on {split}: {plan.questions} questions × {len(plan.engines)} "
+        progress(f"evaluate {eval_name(iteration)} on {split}: {plan.questions} questions × {len(plan.engines)} "
                  f"engines, greedy, from {model}; {len(plan.todo)} of {len(plan.shards)} shards to do")
-    _run_plans([(ecfg, plan) for _, ecfg, plan in plans], generators, progress)
+    _run_plans([(ecfg, plan) for _, ecfg, plan in plans], generators, progress,
+               labels={"stage": "eval", "iteration": eval_name(iteration)})
     return summarize_evaluation(cfg, iteration, plans, model)

@@ -175,6 +175,11 @@ def local_ray():
             # failures still come back with their tracebacks
             ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False,
                      runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    if not sys.stdout.isatty():  # Ray Data logs a progress table every 10 s to a pipe: keep the log readable
+        import logging
+
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     return ray
 
 
@@ -200,10 +205,11 @@ def cmd_sample(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from actors.sampler import run_eval_stage
+    from exesql_ray.evaluate import eval_root
 
     cfg, m = _on_ray(args, lambda c, progress: run_eval_stage(c, args.iteration, progress=progress))
     c = m["compare"]
-    print(f"evaluate iteration {args.iteration} ({m['model']}; rows {c['rows']}, order {c['order']}, "
+    print(f"evaluate {m['iteration']} ({m['model']}; rows {c['rows']}, order {c['order']}, "
           f"float_tol {c['float_tol']}):")
     for split, engines in m["splits"].items():
         for engine, a in engines.items():
@@ -211,8 +217,17 @@ def cmd_evaluate(args) -> int:
             diff = ", ".join(f"{d} {v['ex']:.3f} ({v['n']})" for d, v in a["by_difficulty"].items())
             print(f"  {split} {engine}: EX {ex} over {a['judged']} questions ({a['no_gold']} without a verified "
                   f"gold); runs {a['runs']}; {diff}")
-    print(f"metrics: {Path(cfg.run_dir) / 'eval' / f'iter-{args.iteration}' / 'metrics.json'}")
+    print(f"metrics: {eval_root(cfg, args.iteration) / 'metrics.json'}")
     return 0
+
+
+def _iteration_or_base(text: str) -> int | None:
+    if text == "base":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: an iteration number or `base`") from None
 
 
 def cmd_train(args) -> int:
@@ -239,11 +254,30 @@ def cmd_model_tiny(args) -> int:
 def cmd_run(args) -> int:
     from actors.pipeline import run_pipeline
 
+    from actors.pipeline import ex_table
+
     cfg, m = _on_ray(args, run_pipeline)
-    for name, info in m["stages"].items():
-        if name.startswith("evaluate/"):
-            print(f"{name}: EX {json.dumps({k: v for k, v in info.items() if k != 'finished'})}")
-    print(f"run folder {cfg.run_dir}; stages in {Path(cfg.run_dir) / 'pipeline.json'}")
+    table = ex_table(m)
+    engines = list(dict.fromkeys(e for row in table.values() for e in row))
+    split = cfg.data.eval_splits[0] if cfg.data.eval_splits else "?"
+    print(f"EX on {cfg.data.dataset} {split} (greedy, one answer per question; base: the model before training, "
+          f"iter-k: after iteration k)")
+    print(f"{'engine':<10}" + "".join(f"{name:>10}" for name in table))
+    for e in engines:
+        print(f"{e:<10}" + "".join(f"{'-' if table[n].get(e) is None else format(table[n][e], '.3f'):>10}"
+                                    for n in table))
+    report = m["stages"]["report"]["path"]
+    print(f"report: {report}; stages and their times: {Path(cfg.run_dir) / 'pipeline.json'}")
+    print(json.dumps({"ex": table, "report": report}))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from exesql_ray.report import write_report
+
+    path = write_report(args.run)
+    pngs = sorted(p.name for p in path.parent.glob("*.png"))
+    print(f"report: {path} ({', '.join(pngs) or 'no plots yet'})")
     return 0
 
 
@@ -315,16 +349,25 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
 
     iteration_stage(sub, "sample", "stage 2: best-of-N per question, executed, rewarded (Ray Data)", cmd_sample)
-    p = sub.add_parser("run", help="the whole loop: migrate, translate, then per iteration evaluate, sample, SFT, DPO")
+    p = sub.add_parser("run", help="the whole loop: migrate, translate, SFT on the translations, then per "
+                       "iteration sample, SFT, DPO, evaluate; then the report")
     p.add_argument("--config", required=True)
     p.add_argument("overrides", nargs="*", metavar="key.sub=value")
     p.set_defaults(func=cmd_run)
-    iteration_stage(sub, "evaluate", "execution accuracy of the policy iteration k samples from, on the eval "
-                    "splits", cmd_evaluate)
+    p = sub.add_parser("evaluate", help="execution accuracy (greedy) of the model after iteration k, or of the "
+                       "base model, on the eval splits")
+    p.add_argument("--config", required=True)
+    p.add_argument("--iteration", type=_iteration_or_base, required=True, metavar="K|base")
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    p.set_defaults(func=cmd_evaluate)
     tr = sub.add_parser("train", help="stage 3: SFT or DPO for one iteration on Ray Train workers (TRL)")
     tsub = tr.add_subparsers(dest="stage", required=True)
     iteration_stage(tsub, "sft", "SFT on D_Valid ∪ D_Trans", cmd_train)
     iteration_stage(tsub, "dpo", "DPO on (passing, failing) pairs", cmd_train)
+
+    p = sub.add_parser("report", help="Markdown + PNG plots of a run folder's numbers, in RUN/report/")
+    p.add_argument("run", metavar="RUN", help="the run folder (run_dir)")
+    p.set_defaults(func=cmd_report)
 
     mdl = sub.add_parser("model", help="the offline default model")
     msub = mdl.add_subparsers(dest="model_command", required=True)

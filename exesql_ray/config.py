@@ -38,8 +38,10 @@ class DataConfig(Section):
     eval_splits: list[str] = Field(default_factory=lambda: ["dev"])
     # Keep only the first N examples of each split (None: all). For quick runs.
     limit: int | None = Field(default=None, ge=1)
-    # Only for dataset=synth: the seed `data synth` builds the dataset with.
+    # Only for dataset=synth: how `exesql-ray run` builds the dataset at `path` when it is not
+    # there yet (`exesql-ray data synth --seed S --per-template K`).
     synth_seed: int = 0
+    synth_per_template: int = Field(default=4, ge=2)
 
 
 class ServerConfig(Section):
@@ -164,6 +166,9 @@ class GenerationConfig(Section):
 class PromptConfig(Section):
     # Sample values shown per column in the schema (0: types and keys only).
     sample_values: int = Field(default=0, ge=0, le=20)
+    # create: CREATE TABLE statements with types and keys; compact: one `table(col, ...)` line
+    # per table, a third of the tokens (a tiny model on 2 CPUs learns three times faster).
+    schema_format: Literal["create", "compact"] = "create"
 
 
 class SampleConfig(Section):
@@ -192,6 +197,9 @@ class StageTrainConfig(Section):
 class SFTStageConfig(StageTrainConfig):
     # Also train on stage 1's verified translations (D_Trans), as the paper does.
     with_translations: bool = True
+    # Iteration 0's SFT starts from the base model and, without pipeline.sample_base, has only
+    # D_Trans: it may want more epochs than the later ones (default: `epochs`).
+    first_epochs: int | None = Field(default=None, ge=1)
 
 
 class DPOStageConfig(StageTrainConfig):
@@ -225,8 +233,16 @@ class TrainConfig(Section):
 
 
 class PipelineConfig(Section):
-    # Rounds of sample → SFT → DPO; the policy is evaluated before the first and after each.
-    iterations: int = Field(default=1, ge=0)
+    """exesql-ray run: migrate → translate → iteration 0 (SFT on the verified translations)
+    → iterations 1..N (sample → SFT → DPO), with EX measured after each iteration."""
+
+    # Rounds of sample → SFT → DPO after iteration 0.
+    iterations: int = Field(default=2, ge=0)
+    # Also sample from the base model in iteration 0 (a pretrained model writes some SQL that
+    # runs; a random-init tiny model does not): its D_Valid joins the SFT data, then DPO.
+    sample_base: bool = False
+    # Measure EX of the base model too (eval/base), the first column of the report.
+    evaluate_base: bool = True
 
 
 class Config(Section):

@@ -6,9 +6,8 @@ that engine by stage 1 (SQLite: the dataset's own gold). A question with no veri
 an engine is counted as `no_gold` and left out of that engine's EX, never guessed. The
 comparison semantics (`compare.*`) are printed with every result.
 
-    <run_dir>/eval/iter-<k>/<split>/<engine>/part-NNNNN.parquet, metrics.json
-`iter-k` measures the policy iteration k samples from: iter-0 the base model, iter-1 the
-model after iteration 0's training, and so on.
+    <run_dir>/eval/base/…, eval/iter-<k>/<split>/<engine>/part-NNNNN.parquet, metrics.json
+`base` measures the base model, `iter-k` the model after iteration k (exesql_ray/runs.py).
 """
 
 from __future__ import annotations
@@ -18,11 +17,21 @@ from collections import defaultdict
 from pathlib import Path
 
 from exesql_ray.config import Config
+from exesql_ray.runs import base_model, model_after
 from exesql_ray.sample_stage import SamplePlan, plan_sampling, read_candidates
 
 
-def eval_root(cfg: Config, iteration: int) -> Path:
-    return Path(cfg.run_dir) / "eval" / f"iter-{iteration}"
+def eval_name(iteration: int | None) -> str:
+    """`base` (iteration None) or `iter-k`: the folder and the report's column."""
+    return "base" if iteration is None else f"iter-{iteration}"
+
+
+def eval_root(cfg: Config, iteration: int | None) -> Path:
+    return Path(cfg.run_dir) / "eval" / eval_name(iteration)
+
+
+def evaluated_model(cfg: Config, iteration: int | None) -> Path:
+    return base_model(cfg) if iteration is None else model_after(cfg, iteration)
 
 
 def eval_config(cfg: Config, split: str) -> Config:
@@ -35,11 +44,12 @@ def eval_config(cfg: Config, split: str) -> Config:
     return e
 
 
-def plan_evaluation(cfg: Config, iteration: int) -> list[tuple[str, Config, SamplePlan]]:
-    out = []
+def plan_evaluation(cfg: Config, iteration: int | None) -> list[tuple[str, Config, SamplePlan]]:
+    out, model = [], evaluated_model(cfg, iteration)
     for split in cfg.data.eval_splits:
         ecfg = eval_config(cfg, split)
-        out.append((split, ecfg, plan_sampling(ecfg, iteration, root=eval_root(cfg, iteration) / split)))
+        out.append((split, ecfg, plan_sampling(ecfg, iteration or 0, root=eval_root(cfg, iteration) / split,
+                                               model=model)))
     return out
 
 
@@ -60,8 +70,8 @@ def accuracy(rows: list[dict]) -> dict:
             "by_difficulty": {d: {"ex": round(a / n, 4), "n": n} for d, (a, n) in sorted(by_diff.items())}}
 
 
-def summarize_evaluation(cfg: Config, iteration: int, plans, model: str) -> dict:
-    metrics = {"iteration": iteration, "model": model, "dataset": cfg.data.dataset,
+def summarize_evaluation(cfg: Config, iteration: int | None, plans, model: str) -> dict:
+    metrics = {"iteration": eval_name(iteration), "model": model, "dataset": cfg.data.dataset,
                "compare": cfg.compare.model_dump(), "splits": {}}
     for split, _, plan in plans:
         metrics["splits"][split] = {e: accuracy(read_candidates(plan, e)) for e in plan.engines}

@@ -59,13 +59,16 @@ def sample_values(db_path: str, table: str, column: str, k: int) -> list[str]:
 
 
 def schema_text(schema: Schema, engine: str, db_path: str | None = None, values: int = 0,
-                tables: list[str] | tuple[str, ...] = ()) -> str:
+                tables: list[str] | tuple[str, ...] = (), form: str = "create") -> str:
     """CREATE TABLE statements with the types the migrated database has; with `db_path`, its
     primary and foreign keys, and `values` sample values per column as comments. `tables`
-    limits it to those tables (WikiSQL: one table of a shared DB)."""
+    limits it to those tables (WikiSQL: one table of a shared DB). `form="compact"`: one
+    `table(col, ...)` line per table and the foreign keys, no types (prompt.schema_format)."""
     types = _TYPES[engine]
     pks, fks = db_keys(db_path) if db_path else ({}, {})
     keep = {t.lower() for t in tables}
+    if form == "compact":
+        return _compact(schema, engine, fks, keep)
     out = []
     for table, cols in schema.tables.items():
         if keep and table not in keep:
@@ -83,6 +86,17 @@ def schema_text(schema: Schema, engine: str, db_path: str | None = None, values:
                             for i, (code, note) in enumerate(lines))
         out.append(f"CREATE TABLE {_ident(table, engine)} (\n  {body}\n);")
     return "\n".join(out)
+
+
+def _compact(schema: Schema, engine: str, fks: dict, keep: set[str]) -> str:
+    lines, joins = [], []
+    for table, cols in schema.tables.items():
+        if keep and table not in keep:
+            continue
+        lines.append(f"{_ident(table, engine)}({', '.join(_ident(c, engine) for c in cols)})")
+        joins += [f"{_ident(table, engine)}.{_ident(c, engine)} = {_ident(t, engine)}.{_ident(rc, engine)}"
+                  for c, t, rc in fks.get(table, []) if rc and (not keep or t in keep)]
+    return "\n".join(lines + ([f"Foreign keys: {'; '.join(joins)}"] if joins else []))
 
 
 def sql_prompt(*, engine: str, schema: str, question: str, evidence: str = "") -> str:

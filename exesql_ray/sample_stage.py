@@ -24,7 +24,7 @@ from exesql_ray.data import db_root, load_dataset, write_parquet_atomic
 from exesql_ray.errors import UserError
 from exesql_ray.prompts import schema_text, sql_prompt
 from exesql_ray.rewards import mine_pairs, pass_at, reward_mode, score, split_valid_neg
-from exesql_ray.runs import policy_for, sample_dir
+from exesql_ray.runs import base_model, policy_for, sample_dir
 from exesql_ray.translate import schema_of
 
 QUESTION_TYPES = {
@@ -82,8 +82,9 @@ def sample_seed(seed: int, iteration: int, engine: str, question_id: str) -> int
 
 
 def plan_sampling(cfg: Config, iteration: int, engines: list[str] | None = None,
-                  root: Path | None = None) -> SamplePlan:
-    """The stage's shards for iteration k (`root`: where they go; default the sample folder)."""
+                  root: Path | None = None, model: Path | None = None) -> SamplePlan:
+    """The stage's shards for iteration k (`root`: where they go, default the sample folder;
+    `model`: what samples, default the policy of iteration k)."""
     if iteration < 0:
         raise UserError(f"--iteration {iteration}: must be 0 or more")
     engines = engines or list(cfg.engines.targets)
@@ -93,11 +94,12 @@ def plan_sampling(cfg: Config, iteration: int, engines: list[str] | None = None,
     if not examples:
         raise UserError(f"sample.split {split!r}: no questions in {cfg.data.path}")
     with_db = [e for e in examples if e.has_db]
-    model = policy_for(cfg, iteration)
+    model = model or policy_for(cfg, iteration)
     if not (model / "config.json").is_file():
         raise UserError(f"iteration {iteration} samples from {model}, which holds no model "
-                        + ("(run `exesql-ray model tiny` or set model.path)" if iteration == 0
-                           else f"(train iteration {iteration - 1} first)"))
+                        + ("(run `exesql-ray model tiny` or set model.path)" if model == base_model(cfg)
+                           else f"(train iteration {iteration - 1} first)" if model == policy_for(cfg, iteration)
+                           else "(train that iteration first)"))
     root = root or sample_dir(cfg, iteration)
     size = cfg.sample.shard_size
     shards, gold_source = [], {}
@@ -109,7 +111,8 @@ def plan_sampling(cfg: Config, iteration: int, engines: list[str] | None = None,
         for e in with_db:
             key = (e.db_id, engine, tuple(e.tables))
             if key not in schemas:
-                schemas[key] = schema_text(schema_of(e.db_path), engine, e.db_path, cfg.prompt.sample_values, e.tables)
+                schemas[key] = schema_text(schema_of(e.db_path), engine, e.db_path, cfg.prompt.sample_values, e.tables,
+                                               cfg.prompt.schema_format)
             g = gold.get(e.id) or (e.sqlite_sql if engine == "sqlite" else e.dialect_gold.get(engine)) or ""
             gold_from = "verified" if e.id in gold else "dataset" if g else "none"
             src[gold_from] += 1

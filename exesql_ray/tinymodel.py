@@ -90,7 +90,8 @@ def build_for_run(cfg, out: str | os.PathLike | None = None) -> tuple[Path, int,
     ds = load_dataset(cfg.data.dataset, cfg.data.path, splits)
     examples = [e for s in splits for e in ds.splits.get(s, [])]
     engines = ["sqlite", *[e for e in cfg.engines.targets if e != "sqlite"]]
-    schemas = {f"{e.db_id}/{eng}": schema_text(schema_of(e.db_path), eng)
+    schemas = {(e.db_id, eng, tuple(e.tables)): schema_text(schema_of(e.db_path), eng, e.db_path, tables=e.tables,
+                                               form=cfg.prompt.schema_format)
                for e in examples if e.has_db for eng in engines}
     out = Path(out or Path(cfg.run_dir) / "model" / "tiny")
     build_tiny_model(corpus_from_examples(examples, schemas), out, cfg.model.tiny, seed=cfg.seed)

@@ -1,9 +1,12 @@
 """The whole loop on a Ray cluster:
 
-    ray job submit --working-dir . -- .venv/bin/python jobs/pipeline.py --config C [key=value …]
+    RAY_AUTH_MODE=token ray job submit --address http://HEAD:8265 --working-dir . -- \
+        /abs/path/.venv/bin/python jobs/pipeline.py --config C run_dir=/shared/runs/x [key=value …]
 
-Migrate, translate, then `pipeline.iterations` rounds of evaluate → sample → SFT → DPO and a
-last evaluation. A re-submitted job skips every finished stage (see actors/pipeline.py).
+Migrate, translate, iteration 0 (SFT on the translations), then `pipeline.iterations` rounds
+of sample → SFT → DPO, EX after each, and the report. A re-submitted job skips every
+finished stage (actors/pipeline.py). scripts/job_submit_check.sh does this against a local
+head node.
 """
 
 from __future__ import annotations

@@ -170,7 +170,7 @@ def run_config(run_dir: Path, synth_data, tiny, *extra: str):
 
     return load_config(ROOT / "configs" / "quickstart.yaml",
                        [f"run_dir={run_dir}", f"data.path={synth_data}", f"model.path={tiny}",
-                        "execution.timeout_s=2", *SAMPLE_OVERRIDES, *extra])
+                        "data.synth_per_template=4", "execution.timeout_s=2", *SAMPLE_OVERRIDES, *extra])
 
 
 @pytest.fixture(scope="session")

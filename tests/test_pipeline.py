@@ -1,31 +1,134 @@
-"""The loop end to end on a small slice (16 questions per split, n=2, one iteration): every
-stage lands in pipeline.json, evaluation follows the policy across iterations, and a re-run
-redoes nothing."""
+"""The loop end to end on a small slice (16 questions per split, n=2, one iteration after
+iteration 0): every stage lands in pipeline.json, evaluation follows the models, the report
+is written, a re-run redoes nothing, and a run killed in the middle of sampling and of
+training ends with the same manifest and record counts as an uninterrupted one."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
-from conftest import run_config
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT, SAMPLE_OVERRIDES, run_config
+
+# 2 workers × 1 CPU do not fit beside the replica (0.5 of 2 CPUs): the pipeline must release
+# it for training (else Ray Train waits forever) and start it again on the new weights
+PIPELINE = ["data.limit=16", "generation.n=2", "generation.max_tokens=16", "sample.shard_size=8",
+            "pipeline.iterations=1", "train.resources_per_worker.CPU=1", "train.sft.first_epochs=2",
+            "train.sft.epochs=2", "train.sft.save_steps=2", "train.dpo.epochs=1", "train.dpo.learning_rate=5e-5"]
+STAGES = ["dataset", "migrate", "translate", "evaluate/base", "sft/iter-0", "evaluate/iter-0", "sample/iter-1",
+          "sft/iter-1", "dpo/iter-1", "evaluate/iter-1", "report"]
 
 
-def test_one_iteration_end_to_end_then_rerun_is_a_noop(ray_local, migrated_synth, synth_data, tiny, tmp_path):
+def _counts(run) -> dict:
+    """What must not depend on interruptions: stages, their record counts, rows per shard."""
+    m = json.loads((run / "pipeline.json").read_text())["stages"]
+    out = {"stages": list(m)}
+    for name, st in m.items():
+        if name.startswith("sample/"):
+            out[name] = {e: {k: s[k] for k in ("candidates", "d_valid", "d_neg", "dpo_pairs")} for e, s in st.items()
+                         if isinstance(s, dict) and "candidates" in s}
+        elif name.startswith(("sft/", "dpo/")):
+            out[name] = {k: st[k] for k in ("rows", "sources", "global_step")}
+    out["shard_rows"] = {str(p.relative_to(run)): pq.read_metadata(p).num_rows
+                         for p in sorted(run.glob("*/*/**/part-*.parquet"))}
+    for name in ("base", "iter-0", "iter-1"):
+        ev = json.loads((run / "eval" / name / "metrics.json").read_text())
+        out[f"eval/{name}"] = {e: (a["questions"], a["judged"]) for e, a in ev["splits"]["dev"].items()}
+    return out
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(ray_local, migrated_synth, synth_data, tiny, tmp_path_factory):
     from actors.pipeline import run_pipeline
 
-    cfg = run_config(tmp_path, synth_data, tiny, "data.limit=16", "generation.n=2", "generation.max_tokens=16",
-                     # 2 workers × 1 CPU do not fit beside the replica (0.5 of 2 CPUs): the pipeline
-                     # must release it for training (else Ray Train waits forever) and start it again
-                     "pipeline.iterations=1", "train.sft.epochs=1",
-                     "train.dpo.epochs=0.5", "train.dpo.learning_rate=5e-5")
-    m = run_pipeline(cfg, progress=lambda msg: None)
-    stages = list(m["stages"])
-    assert stages == ["migrate", "translate", "evaluate/iter-0", "sample/iter-0", "sft/iter-0", "dpo/iter-0",
-                      "evaluate/iter-1"]
-    ev1 = json.loads((tmp_path / "eval" / "iter-1" / "metrics.json").read_text())
-    assert ev1["model"] == str(tmp_path / "train" / "iter-0" / "dpo" / "model")
-    assert all(0 <= a["ex"] <= 1 for a in ev1["splits"]["dev"].values())
-    model = tmp_path / "train" / "iter-0" / "dpo" / "model" / "model.safetensors"
-    shards = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/iter-*/**/part-*.parquet")}
+    run = tmp_path_factory.mktemp("pipeline") / "run"
+    cfg = run_config(run, synth_data, tiny, *PIPELINE)
+    return cfg, run, run_pipeline(cfg, progress=lambda msg: None)
+
+
+def test_one_iteration_end_to_end_then_rerun_is_a_noop(uninterrupted):
+    from actors.pipeline import run_pipeline
+
+    cfg, run, m = uninterrupted
+    assert list(m["stages"]) == STAGES
+    assert all(m["stages"][s]["seconds"] >= 0 for s in STAGES)
+    models = {name: json.loads((run / "eval" / name / "metrics.json").read_text())["model"]
+              for name in ("base", "iter-0", "iter-1")}
+    assert models == {"base": cfg.model.path, "iter-0": str(run / "train" / "iter-0" / "sft" / "model"),
+                      "iter-1": str(run / "train" / "iter-1" / "dpo" / "model")}
+    sample = json.loads((run / "sample" / "iter-1" / "summary.json").read_text())
+    assert sample["model"] == models["iter-0"]  # iteration 1 samples from the model after iteration 0
+    sft1 = json.loads((run / "train" / "iter-1" / "sft" / "summary.json").read_text())
+    assert sft1["from"] == models["iter-0"] and set(sft1["sources"]) <= {"d_trans", "d_valid", "d_trans_duplicate"}
+    assert (run / "config.yaml").is_file()
+    report = run / "report" / "report.md"
+    text = report.read_text()
+    assert m["stages"]["report"]["path"] == str(report)
+    for png in ("ex.png", "pass_at.png", "datasets.png", "translation.png", "stage_times.png", "training_loss.png"):
+        assert (run / "report" / png).stat().st_size > 1000 and f"({png})" in text
+    for name in ("base", "iter-0", "iter-1"):
+        assert f"| {name} " in text or f" {name} |" in text
+    model = run / "train" / "iter-1" / "dpo" / "model" / "model.safetensors"
+    shards = {p: p.stat().st_mtime_ns for p in run.glob("*/*/**/part-*.parquet")}
     before = model.stat().st_mtime_ns
     again = run_pipeline(cfg, progress=lambda msg: None)
-    assert list(again["stages"]) == stages
+    assert list(again["stages"]) == STAGES
     assert model.stat().st_mtime_ns == before
     assert shards and all(p.stat().st_mtime_ns == t for p, t in shards.items())
+
+
+def test_a_changed_result_setting_is_refused_on_resume(uninterrupted):
+    from actors.pipeline import run_pipeline
+    from exesql_ray.errors import UserError
+
+    cfg, run, _ = uninterrupted
+    changed = cfg.model_copy(deep=True)
+    changed.generation.n = 3
+    with pytest.raises(UserError, match="generation.n"):
+        run_pipeline(changed, progress=lambda msg: None)
+
+
+def _wait(proc, what, ready, timeout=600):
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.3)
+    assert proc.poll() is None, f"the run ended before {what}: {proc.stderr.read()[-3000:]}"
+    assert ready(), f"no {what} within {timeout} s"
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its local Ray, the replicas and workers
+    proc.wait()
+
+
+def test_killed_mid_sampling_and_mid_training_resumes_to_the_same_counts(uninterrupted, synth_data, tiny,
+                                                                        tmp_path):
+    _, ref_run, _ = uninterrupted
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "exesql_ray", "run", "--config", "configs/quickstart.yaml", f"run_dir={run}",
+            f"data.path={synth_data}", f"model.path={tiny}", "data.synth_per_template=4", "execution.timeout_s=2",
+            *SAMPLE_OVERRIDES, *PIPELINE]
+
+    def start():
+        return subprocess.Popen(args, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+
+    def stages():
+        p = run / "pipeline.json"
+        return json.loads(p.read_text())["stages"] if p.is_file() else {}
+
+    _wait(start(), "a sample shard of iteration 1",
+          lambda: any((run / "sample" / "iter-1").glob("*/part-*.parquet")))
+    assert "sample/iter-1" not in stages()
+    ck = run / "train" / "iter-1" / "sft" / "checkpoints"
+    _wait(start(), "an SFT checkpoint of iteration 1", lambda: any(ck.glob("checkpoint-*/trainer_state.json")))
+    assert "sample/iter-1" in stages() and "sft/iter-1" not in stages()
+    r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((run / "train" / "iter-1" / "sft" / "summary.json").read_text())
+    assert summary["resumed_from"]
+    assert _counts(run) == _counts(ref_run)
+    last = json.loads(r.stdout.strip().splitlines()[-1])
+    assert set(last["ex"]) == {"base", "iter-0", "iter-1"} and last["report"] == str(run / "report" / "report.md")

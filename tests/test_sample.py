@@ -194,14 +194,14 @@ def test_evaluate_greedy_one_answer_per_question_with_ex_by_difficulty(ray_local
     shutil.copytree(translated_run / "duckdb", run / "duckdb")
     # the translated split doubles as the eval split here: every question has a verified gold
     cfg = run_config(run, synth_data, tiny, "data.eval_splits=[train]", "data.limit=24")
-    m = run_eval_stage(cfg, 0, progress=lambda msg: None)
+    m = run_eval_stage(cfg, None, progress=lambda msg: None)  # the base model
     assert m["model"] == str(tiny) and m["compare"]["rows"] == "bag"
     for engine in ENGINES:
         a = m["splits"]["train"][engine]
-        rows = [r for p in sorted((run / "eval" / "iter-0" / "train" / engine).glob("part-*.parquet"))
+        rows = [r for p in sorted((run / "eval" / "base" / "train" / engine).glob("part-*.parquet"))
                 for r in pq.read_table(p).to_pylist()]
         assert len(rows) == a["questions"] == 24 and {r["sample_idx"] for r in rows} == {0}
         assert a["judged"] + a["no_gold"] == 24 and a["judged"] >= 20
         assert sum(d["n"] for d in a["by_difficulty"].values()) == a["judged"]
         assert 0.0 <= a["ex"] <= 1.0 and all(r["reward_mode"] in ("match", "exec") for r in rows)
-    assert (run / "eval" / "iter-0" / "metrics.json").is_file()
+    assert (run / "eval" / "base" / "metrics.json").is_file()

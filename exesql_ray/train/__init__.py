@@ -1,7 +1,8 @@
 """Stage 3: SFT then DPO for iteration k, on Ray Train `TorchTrainer` workers running TRL.
 
-    iteration k samples from    policy_for(k)   (base model, then iter-(k-1)/dpo/model)
+    iteration k samples from    policy_for(k)   (base model, then the model after k-1: runs.py)
     SFT  policy_for(k)        → train/iter-k/sft/model     on D_Valid(k) ∪ D_Trans
+         (iteration 0 without sampling: D_Trans only, train.sft.first_epochs)
     DPO  train/iter-k/sft/model → train/iter-k/dpo/model   on the mined pairs, reference:
          policy_for(k) (train.dpo.reference: iteration_start) or the SFT model (sft)
 
@@ -93,7 +94,7 @@ def run_training(cfg: Config, iteration: int, stage: str, progress=print) -> dic
     s = t.sft if stage == "sft" else t.dpo
     out.mkdir(parents=True, exist_ok=True)
     loop_config = {"model": str(start.resolve()), "reference": str(reference.resolve()), "out": str(out.resolve()),
-                   "stage": s.model_dump(), "bf16": t.bf16, "use_gpu": t.use_gpu, "seed": cfg.seed,
+                   "stage": _stage_settings(s, stage, iteration), "bf16": t.bf16, "use_gpu": t.use_gpu, "seed": cfg.seed,
                    "deepspeed": ds_config, "beta": getattr(s, "beta", None)}
     progress(f"train {stage} iteration {iteration}: {data_info['rows']} rows ({data_info['sources']}), "
              f"{t.num_workers} workers, {t.strategy}, from {start}")
@@ -119,6 +120,13 @@ def run_training(cfg: Config, iteration: int, stage: str, progress=print) -> dic
                "first": _first_last(metrics, first=True), "last": _first_last(metrics, first=False)}
     summary_path.write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def _stage_settings(s, stage: str, iteration: int) -> dict:
+    d = s.model_dump()
+    if stage == "sft" and iteration == 0 and d.get("first_epochs"):
+        d["epochs"] = d["first_epochs"]
+    return d
 
 
 HEADLINE = ("loss", "rewards/margins", "rewards/accuracies")

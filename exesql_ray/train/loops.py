@@ -52,6 +52,9 @@ def _init_distributed(c: dict) -> None:
         deepspeed.init_distributed(dist_backend="nccl" if c["use_gpu"] else "gloo")
 
 
+REPORT_EVERY_STEPS = 10
+
+
 def _report_callback(path: Path):
     """Each trainer log line to Ray Train (the dashboard) and, on rank 0, to metrics.jsonl."""
     from transformers import TrainerCallback
@@ -65,7 +68,10 @@ def _report_callback(path: Path):
             if state.is_world_process_zero:
                 with open(path, "a") as f:
                     f.write(json.dumps(logs) + "\n")
-            ray.train.report(logs)
+            # ray.train.report is a barrier across the workers: every few steps (the same on
+            # every rank, else they wait for each other forever), not every step
+            if state.global_step % REPORT_EVERY_STEPS == 0 or state.global_step >= state.max_steps:
+                ray.train.report(logs)
 
     return ReportToRay()
 
