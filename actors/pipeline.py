@@ -6,8 +6,8 @@ skips it; a stage that was interrupted is run again and resumes from what its fo
 (finished sample shards, training checkpoints). `<run_dir>/config.yaml` is the resolved
 config of the run; a re-run whose config changes what the results mean is refused.
 
-Generator replicas live across iterations and take new weights with `reload` (no restart)
-when the training workers fit beside them; when they do not (the GPUs, or a laptop's CPUs,
+Generator replica actors live across iterations and load new weights with `reload` (a new
+engine in the same actor) when the training workers fit beside them; when they do not (the GPUs, or a laptop's CPUs,
 are taken by the replicas) the replicas are removed before training and started again, on
 the new weights, afterwards.
 """

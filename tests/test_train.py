@@ -68,11 +68,15 @@ def test_checkpoint_loads_in_the_generator_and_changes_its_samples(ray_local, dd
     try:
         seeds = list(range(len(prompts)))
         before = ray_local.get(gen.sample.remote(prompts, seeds))
-        after = ray_local.get(gen.sample.remote(prompts, seeds, dpo["model"]))  # swapped in, no restart
+        after = ray_local.get(gen.sample.remote(prompts, seeds, dpo["model"]))  # swapped in, same actor
         assert after != before
         # one short epoch of SFT teaches the answer's form (a ```sql block) before its content
         fenced = [sum(c[0].lstrip().startswith("```") for c in outs) for outs in (before, after)]
         assert fenced[1] > fenced[0] and fenced[1] >= len(prompts) // 2, (fenced, after[:2])
+        # and temperature sampling on the new weights (the sampling stage's use) keeps that form
+        sampled = ray_local.get(gen.sample.remote(prompts, seeds, dpo["model"], 4, 0.8))
+        share = sum(c.lstrip().startswith("```") for outs in sampled for c in outs) / (4 * len(prompts))
+        assert share >= 0.25, (share, sampled[0])
     finally:
         ray_local.kill(gen)
 
