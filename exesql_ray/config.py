@@ -181,6 +181,10 @@ class SampleConfig(Section):
     # exec: the candidate runs (the paper); match: it returns the verified gold result;
     # auto: match where the question has a verified gold query in the target dialect, else exec.
     reward: Literal["auto", "exec", "match"] = "auto"
+    # Sample this many questions of the split per iteration (None: all), a different seeded
+    # subset each iteration; that iteration's SFT takes D_Trans of the same questions. For
+    # runs that must fit a time budget (the quickstart); evaluation always takes every question.
+    max_questions: int | None = Field(default=None, ge=1)
 
 
 class StageTrainConfig(Section):

@@ -39,6 +39,7 @@ def eval_config(cfg: Config, split: str) -> Config:
     e = cfg.model_copy(deep=True)
     e.sample.split = split
     e.sample.reward = "match"
+    e.sample.max_questions = None
     e.generation.n = 1
     e.generation.temperature = 0.0
     return e

@@ -11,6 +11,7 @@ the shards not on disk, so a crashed stage resumes where it stopped.
 from __future__ import annotations
 
 import json
+import random
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -93,6 +94,9 @@ def plan_sampling(cfg: Config, iteration: int, engines: list[str] | None = None,
     examples = ds.splits.get(split, [])[: cfg.data.limit]
     if not examples:
         raise UserError(f"sample.split {split!r}: no questions in {cfg.data.path}")
+    if cfg.sample.max_questions and cfg.sample.max_questions < len(examples):
+        pick = set(random.Random(f"{cfg.seed}/{iteration}").sample(range(len(examples)), cfg.sample.max_questions))
+        examples = [e for i, e in enumerate(examples) if i in pick]
     with_db = [e for e in examples if e.has_db]
     model = model or policy_for(cfg, iteration)
     if not (model / "config.json").is_file():

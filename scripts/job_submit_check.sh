@@ -18,7 +18,9 @@ mkdir -p "$OUT"
 export RAY_TMPDIR=${RAY_TMPDIR:-/tmp/exesql-job-check}
 mkdir -p "$RAY_TMPDIR"
 
-stop() { "$RAY" stop --force >/dev/null 2>&1 || true; }
+# `ray stop` would stop every Ray on the machine (a test session's too): stop only the
+# processes of this head, which all name its temp dir
+stop() { pkill -9 -f -- "$RAY_TMPDIR/session" 2>/dev/null || true; }
 trap stop EXIT
 stop
 # 2 CPUs as on the laptop the quickstart is sized for; the DSNs reach the job through the
@@ -32,13 +34,21 @@ export RAY_AUTH_MODE=token
 : >"$OUT/metrics.txt"
 ( while sleep 3; do curl -sf "http://127.0.0.1:$METRICS/metrics" | grep '^ray_exesql_' >>"$OUT/metrics.txt" || true; done ) &
 SCRAPER=$!
-stop() { kill "$SCRAPER" 2>/dev/null || true; "$RAY" stop --force >/dev/null 2>&1 || true; }
+stop() { kill "$SCRAPER" 2>/dev/null || true; pkill -9 -f -- "$RAY_TMPDIR/session" 2>/dev/null || true; }
 # --working-dir uploads the repository (what .gitignore leaves: no venv, no runs); paths in
 # the entrypoint are absolute because the job runs in the uploaded copy
-"$RAY" job submit --address "http://127.0.0.1:$DASH" --working-dir . -- \
-  "$ROOT/.venv/bin/python" jobs/pipeline.py --config configs/quickstart.yaml run_dir="$OUT/run" "$@" \
-  2>&1 | tee "$OUT/job.log"
-status=${PIPESTATUS[0]}
+# a fresh head's job agent takes a few seconds to come up ("No available agent"): retry then
+for attempt in 1 2 3 4 5 6 7 8 9 10; do
+  set +e
+  "$RAY" job submit --address "http://127.0.0.1:$DASH" --working-dir . -- \
+    "$ROOT/.venv/bin/python" jobs/pipeline.py --config configs/quickstart.yaml run_dir="$OUT/run" "$@" \
+    2>&1 | tee "$OUT/job.log"
+  status=${PIPESTATUS[0]}
+  set -e
+  if [ "$status" = 0 ] || ! grep -q "No available agent" "$OUT/job.log"; then break; fi
+  echo "job-check: the job agent is not up yet (attempt $attempt); retrying in 5 s"
+  sleep 5
+done
 curl -sf "http://127.0.0.1:$METRICS/metrics" | grep '^ray_exesql_' >>"$OUT/metrics.txt" || true
 echo "job-check: job exit $status; exesql metric samples scraped: $(wc -l <"$OUT/metrics.txt")"
 exit "$status"

@@ -15,6 +15,7 @@ is what the generator replicas load.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -60,6 +61,14 @@ def _report_callback(path: Path):
     from transformers import TrainerCallback
 
     class ReportToRay(TrainerCallback):
+        parent = os.getppid()  # the raylet that started this worker
+
+        def on_step_end(self, args, state, control, **kw):
+            # Orphaned (its raylet killed with the driver), a worker would train on until the
+            # next report barrier and could write a checkpoint beside a re-run's: stop now.
+            if os.getppid() != self.parent:
+                os._exit(1)
+
         def on_log(self, args, state, control, logs=None, **kw):
             import ray.train
 
