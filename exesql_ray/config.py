@@ -182,8 +182,8 @@ class SampleConfig(Section):
     # auto: match where the question has a verified gold query in the target dialect, else exec.
     reward: Literal["auto", "exec", "match"] = "auto"
     # Sample this many questions of the split per iteration (None: all), a different seeded
-    # subset each iteration; that iteration's SFT takes D_Trans of the same questions. For
-    # runs that must fit a time budget (the quickstart); evaluation always takes every question.
+    # subset each iteration. For runs that must fit a time budget (the quickstart); SFT still
+    # takes every verified translation, evaluation every question.
     max_questions: int | None = Field(default=None, ge=1)
 
 

@@ -41,7 +41,11 @@ def sft_rows(cfg: Config, iteration: int) -> tuple[list[dict], Counter]:
         for r in _read(root / "d_valid" / f"{engine}.parquet"):
             add(r["prompt"], sql_answer(r["sql"]), "d_valid")
     if cfg.train.sft.with_translations:
-        plan = plan_sampling(cfg, iteration)
+        # every verified translation of the split, also when sampling took a subset
+        # (sample.max_questions): the prompts are the ones the model samples from
+        full = cfg.model_copy(deep=True)
+        full.sample.max_questions = None
+        plan = plan_sampling(full, iteration)
         for shard in plan.shards:
             for q in shard.questions:
                 if q["gold_from"] == "verified":
