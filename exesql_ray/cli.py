@@ -273,11 +273,16 @@ def cmd_run(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from exesql_ray.report import write_report
+    from exesql_ray.report import compare_runs, write_report
 
-    path = write_report(args.run)
-    pngs = sorted(p.name for p in path.parent.glob("*.png"))
-    print(f"report: {path} ({', '.join(pngs) or 'no plots yet'})")
+    if len(args.run) > 1 and not args.out:
+        raise UserError("report: with several runs, --out names the folder for compare.md")
+    for run in args.run:
+        path = write_report(run)
+        pngs = sorted(p.name for p in path.parent.glob("*.png"))
+        print(f"report: {path} ({', '.join(pngs) or 'no plots yet'})")
+    if len(args.run) > 1:
+        print(f"engines × datasets: {compare_runs(args.run, args.out)}")
     return 0
 
 
@@ -365,8 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     iteration_stage(tsub, "sft", "SFT on D_Valid ∪ D_Trans", cmd_train)
     iteration_stage(tsub, "dpo", "DPO on (passing, failing) pairs", cmd_train)
 
-    p = sub.add_parser("report", help="Markdown + PNG plots of a run folder's numbers, in RUN/report/")
-    p.add_argument("run", metavar="RUN", help="the run folder (run_dir)")
+    p = sub.add_parser("report", help="Markdown + PNG plots of a run folder's numbers, in RUN/report/; with "
+                       "several runs also the engines × datasets EX table")
+    p.add_argument("run", metavar="RUN", nargs="+", help="run folders (run_dir)")
+    p.add_argument("--out", help="where compare.md goes (several runs)")
     p.set_defaults(func=cmd_report)
 
     mdl = sub.add_parser("model", help="the offline default model")

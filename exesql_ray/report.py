@@ -249,3 +249,29 @@ def write_report(run_dir: str | Path) -> Path:
     path = out / "report.md"
     path.write_text(markdown(data, pngs))
     return path
+
+
+def compare_runs(runs: list[str | Path], out: str | Path) -> Path:
+    """The paper's table shape across runs: engines × (dataset, split), EX of each run's last
+    evaluated model (one run per dataset, e.g. Spider, WikiSQL, BIRD → the same engines)."""
+    cols, table, models = [], {}, []
+    for run in runs:
+        data = collect(run)
+        if not data["evals"]:
+            raise UserError(f"report: {run} has no evaluation yet (eval/*/metrics.json)")
+        name, m = list(data["evals"].items())[-1]
+        models.append(f"- `{run}`: {name} ({m['model']})")
+        for split, engines in m["splits"].items():
+            col = f"{m['dataset']} {split}"
+            if col in cols:  # two runs on one dataset (other settings): tell them apart
+                col = f"{col} ({run})"
+            cols.append(col)
+            for engine, a in engines.items():
+                table.setdefault(engine, {})[col] = a["ex"]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "compare.md"
+    path.write_text("\n".join(["# EX by engine and dataset (greedy, the last evaluated model of each run)", "",
+                               _table(["engine", *cols], [[e, *[row.get(c) for c in cols]] for e, row in table.items()]),
+                               "", "Runs:", *models, ""]))
+    return path

@@ -82,6 +82,22 @@ def test_one_iteration_end_to_end_then_rerun_is_a_noop(uninterrupted):
     assert shards and all(p.stat().st_mtime_ns == t for p, t in shards.items())
 
 
+def test_report_of_several_runs_has_the_engines_by_datasets_table(uninterrupted, tmp_path):
+    from conftest import run_cli
+
+    _, run, m = uninterrupted
+    r = run_cli("report", str(run), str(run), "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "compare.md").read_text()
+    ex = m["stages"]["evaluate/iter-1"]["ex"]["dev"]
+    for engine, value in ex.items():
+        row = next(line for line in text.splitlines() if line.startswith(f"| {engine} |"))
+        assert row.count(f"{value:.3f}") == 2, row
+    assert "synth dev" in text and f"synth dev ({run})" in text
+    r = run_cli("report", str(run), str(run))
+    assert r.returncode == 2 and "--out" in r.stderr
+
+
 def test_a_changed_result_setting_is_refused_on_resume(uninterrupted):
     from actors.pipeline import run_pipeline
     from exesql_ray.errors import UserError
