@@ -3,7 +3,8 @@
 # cluster user runs it; then the job's metrics are read from the node's Prometheus endpoint.
 #   bash scripts/job_submit_check.sh [OUT_DIR] [key.sub=value ...]
 # OUT_DIR (default .run/job-check) gets run/ (the run folder), job.log and metrics.txt.
-# Ports: EXESQL_JOB_PORTS="gcs dashboard metrics" (default "56379 58265 58080").
+# Ports: EXESQL_JOB_PORTS="gcs dashboard metrics agent" (default "56379 58265 58080 58266"):
+# the agent's own port too, since the default (52365) is taken by any other local Ray.
 # Token auth (Ray 2.60's default) stays on: the head writes the token, the client reads it
 # with RAY_AUTH_MODE=token (shared/PLATFORM.md).
 set -euo pipefail
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$(realpath -m "${1:-.run/job-check}")
 shift || true
-read -r GCS DASH METRICS <<<"${EXESQL_JOB_PORTS:-56379 58265 58080}"
+read -r GCS DASH METRICS AGENT <<<"${EXESQL_JOB_PORTS:-56379 58265 58080 58266}"
 RAY=$ROOT/.venv/bin/ray
 set -a; . .run/dbs/env; set +a
 mkdir -p "$OUT"
@@ -26,7 +27,7 @@ stop
 # 2 CPUs as on the laptop the quickstart is sized for; the DSNs reach the job through the
 # environment the head was started with
 "$RAY" start --head --port="$GCS" --dashboard-port="$DASH" --dashboard-host=127.0.0.1 --metrics-export-port="$METRICS" \
-  --num-cpus=2 --include-dashboard=true --temp-dir="$RAY_TMPDIR" --disable-usage-stats >"$OUT/ray_start.log" 2>&1
+  --dashboard-agent-listen-port="$AGENT" --num-cpus=2 --include-dashboard=true --temp-dir="$RAY_TMPDIR" --disable-usage-stats >"$OUT/ray_start.log" 2>&1
 echo "job-check: head up; dashboard http://127.0.0.1:$DASH"
 
 export RAY_AUTH_MODE=token
