@@ -14,7 +14,7 @@ $X data synth --out runs/synth_data --seed 0 --per-template 12
 $X data stats --dataset synth --path runs/synth_data
 echo "== the loop (exesql-ray run): migrate the DBs (verified) → stage 1: translate the SQLite gold,"
 echo "   kept when it returns the SQLite result → the tiny model (tokenizer + random-init Qwen2) →"
-echo "   iteration 0: SFT on the translations → iterations 1, 2: sample best-of-4 with vLLM and execute"
+echo "   iteration 0: SFT on the translations → iterations 1, 2: sample best-of-4 with vLLM (128 questions each) and execute"
 echo "   every candidate (Ray Data), SFT on D_Valid + D_Trans, DPO on (passing, failing) pairs (Ray Train,"
 echo "   2 workers); EX after each; the report. Progress on stderr; re-running skips finished stages."
 $X run --config "$CFG"
