@@ -75,14 +75,12 @@ class StageMetrics:
         self.seen: dict[str, list[int]] = {}
 
     def observe(self, rows: list[dict]) -> None:
-        from exesql_ray.rewards import outcome
-
+        """`rows` as ShardWriter.add leaves them: scored."""
         for r in rows:
             tags = {"engine": r["engine"], **self.labels}
-            got = outcome(r, r["reward_mode"])
-            self.candidates.inc(1, {**tags, "outcome": got})
+            self.candidates.inc(1, {**tags, "outcome": r["outcome"]})
             c = self.seen.setdefault(r["engine"], [0, 0])
-            c[0] += got == "pass"
+            c[0] += r["outcome"] == "pass"
             c[1] += 1
         for engine, (ok, n) in self.seen.items():
             self.pass_rate.set(ok / n, {"engine": engine, **self.labels})
@@ -103,10 +101,10 @@ def sample_on_ray(plan: SamplePlan, cfg: Config, generators: list, progress=None
     ds = chains[0].union(*chains[1:]) if len(chains) > 1 else chains[0]
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
         rows = batch.to_pylist()
-        metrics.observe(rows)
         for path in writer.add(rows):
             if progress:
                 progress(path)
+        metrics.observe(rows)
     return writer
 
 

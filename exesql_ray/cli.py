@@ -252,9 +252,7 @@ def cmd_model_tiny(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from actors.pipeline import run_pipeline
-
-    from actors.pipeline import ex_table
+    from actors.pipeline import ex_table, run_pipeline
 
     cfg, m = _on_ray(args, run_pipeline)
     table = ex_table(m)

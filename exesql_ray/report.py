@@ -131,8 +131,7 @@ def plot(data: dict, out: Path) -> list[str]:
             ax.legend(fontsize=7)
         save(fig, "pass_at.png")
         fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(its) * len(engines)), 3.6))
-        labels, kinds = [], ("d_valid", "d_neg", "dpo_pairs")
-        width = 0.27
+        kinds, width = ("d_valid", "d_neg", "dpo_pairs"), 0.27
         for j, kind in enumerate(kinds):
             vals = [data["samples"][i]["engines"][e][kind] for i in its for e in engines]
             ax.bar([x + j * width for x in range(len(vals))], vals, width, label=kind)

@@ -158,8 +158,9 @@ class ShardWriter:
         self.written: list[str] = []
 
     def add(self, rows: list[dict]) -> list[str]:
+        """Score `rows` in place (outcome, reward) and keep them; returns the shards written."""
         done = []
-        for r in rows:
+        for r in score(rows):
             key = (r["engine"], r["shard"])
             if key not in self.pending:
                 continue  # shard already written (a late duplicate)
@@ -167,7 +168,7 @@ class ShardWriter:
             path, want = self.expected[key]
             if len(self.pending[key]) == want:
                 got = sorted(self.pending.pop(key).values(), key=lambda x: (x["question_id"], x["sample_idx"]))
-                rows_out = [{k: c.get(k) for k in SHARD_SCHEMA.names} for c in score(got)]
+                rows_out = [{k: c.get(k) for k in SHARD_SCHEMA.names} for c in got]
                 write_parquet_atomic(pa.Table.from_pylist(rows_out, schema=SHARD_SCHEMA), path)
                 done.append(path)
         self.written.extend(done)
