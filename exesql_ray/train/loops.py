@@ -87,6 +87,10 @@ def _report_callback(path: Path):
 
 def _finish(trainer, tokenizer, out: Path, info: dict) -> None:
     """Final weights in Hugging Face format; every rank takes part (ZeRO-3 gathers)."""
+    import torch
+
+    if torch.cuda.is_available():
+        info["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     tmp = out / "model.tmp"
     trainer.save_model(str(tmp))
     if trainer.is_world_process_zero():
