@@ -11,6 +11,7 @@ away (`verify`).
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -384,6 +385,13 @@ def text_integer_columns(tree: exp.Expression, ctx: Context) -> exp.Expression:
         elif _is_text(l) and _is_integer(r) and not isinstance(r, exp.Literal):
             r.replace(as_text(r))
             changed = True
+        elif ctx.engine in _TEXT_IF_NUMBER and isinstance(l, exp.Column) and isinstance(r, exp.Column):
+            # a REAL column against a text one: SQLite reads the text as a number if it is one
+            for num, txt in ((l, r), (r, l)):
+                if _is_numeric(num) and _is_text(txt):
+                    txt.replace(_engine_expr(ctx, _TEXT_IF_NUMBER[ctx.engine], x=txt))
+                    changed = True
+                    break
     for isin in list(tree.find_all(exp.In)):
         q = isin.args.get("query")
         inner = _query_type(q) if q is not None else None
@@ -401,19 +409,29 @@ def text_integer_columns(tree: exp.Expression, ctx: Context) -> exp.Expression:
     return tree
 
 
-# SQLite reads text as a number by its numeric prefix ('12abc' → 12, 'null' → 0); the
-# common cases — a number, or text that is none — written per engine.
-_NUMBER_RX = r"^\s*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?\s*$"
+# SQLite reads text as a number by its numeric prefix ('12abc' → 12, '2018-03-01' → 2018,
+# 'null' → 0), written per engine. POSIX classes rather than \s: MySQL strings eat backslashes.
+_NUMBER_RX = r"^[[:space:]]*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?[[:space:]]*$"
+_PREFIX_RX = r"^[[:space:]]*([-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?)"
 _TEXT_AS_NUMBER = {
-    "postgres": "CASE WHEN {x} IS NULL THEN NULL WHEN {x} ~ '" + _NUMBER_RX + "' THEN CAST({x} AS DOUBLE PRECISION) ELSE 0 END",
-    "duckdb": "CASE WHEN {x} IS NULL THEN NULL ELSE COALESCE(TRY_CAST({x} AS DOUBLE), 0) END",
+    "postgres": "CASE WHEN {x} IS NULL THEN NULL ELSE COALESCE(CAST(NULLIF(SUBSTRING({x} FROM '" + _PREFIX_RX
+                + "'), '') AS DOUBLE PRECISION), 0) END",
+    "duckdb": "CASE WHEN {x} IS NULL THEN NULL ELSE COALESCE(TRY_CAST(NULLIF(REGEXP_EXTRACT({x}, '" + _PREFIX_RX
+              + "', 1), '') AS DOUBLE), 0) END",
     "oracle": "CASE WHEN {x} IS NULL THEN NULL ELSE COALESCE(TO_BINARY_DOUBLE({x} DEFAULT 0 ON CONVERSION ERROR), 0) END",
 }
-
-
+# A text value that is a whole number, as a number; other text NULL (it equals no number).
+_TEXT_IF_NUMBER = {
+    "postgres": "CASE WHEN {x} ~ '" + _NUMBER_RX + "' THEN CAST({x} AS DOUBLE PRECISION) END",
+    "duckdb": "TRY_CAST({x} AS DOUBLE)",
+}
+# `col <op> n` for a numeric-declared column holding some text ({op} and {text} filled first).
+# MySQL: REGEXP_INSTR, which MySQL 8 and MariaDB both have (sqlglot writes `x REGEXP p` as
+# REGEXP_LIKE, which MariaDB lacks).
 _NUMERIC_TEXT_COMPARE = {
-    "postgres": "(CASE WHEN {x} IS NULL THEN NULL WHEN {x} ~ '" + _NUMBER_RX.replace("{", "{{").replace("}", "}}") + "' THEN CAST({x} AS DOUBLE PRECISION) {op} {n} ELSE {text} END)",
+    "postgres": "(CASE WHEN {x} IS NULL THEN NULL WHEN {x} ~ '" + _NUMBER_RX + "' THEN CAST({x} AS DOUBLE PRECISION) {op} {n} ELSE {text} END)",
     "duckdb": "(CASE WHEN {x} IS NULL THEN NULL WHEN TRY_CAST({x} AS DOUBLE) IS NOT NULL THEN TRY_CAST({x} AS DOUBLE) {op} {n} ELSE {text} END)",
+    "mysql": "(CASE WHEN {x} IS NULL THEN NULL WHEN REGEXP_INSTR({x}, '" + _NUMBER_RX + "') > 0 THEN CAST({x} AS DOUBLE) {op} {n} ELSE {text} END)",
 }
 
 
@@ -421,7 +439,7 @@ def numeric_aggregates_over_text(tree: exp.Expression, ctx: Context) -> exp.Expr
     """avg/sum of a text column: SQLite reads the text as numbers (text that is none counts
     as 0); PostgreSQL/DuckDB refuse text."""
     def as_number(agg):
-        if not _is_text(agg.this):
+        if not _is_text(agg.this) or not isinstance(agg.this, exp.Column):
             return None
         new = agg.copy()
         new.set("this", _engine_expr(ctx, _TEXT_AS_NUMBER[ctx.engine], x=agg.this))
@@ -494,10 +512,128 @@ def mysql_double_arithmetic(tree: exp.Expression, ctx: Context) -> exp.Expressio
     return tree
 
 
+_NUMBER_TEXT = re.compile(r"^\s*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?\s*$")
+
+
+def number_column_vs_word(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """`commission_pct = "null"`: SQLite ranks every number below every text that is no
+    number, so such a comparison is a constant (NULL on NULL); PostgreSQL refuses to read
+    'null' as a number and MySQL reads it as 0."""
+    changed = False
+    for cmp in list(tree.find_all(exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)):
+        for col, lit in ((cmp.left, cmp.right), (cmp.right, cmp.left)):
+            if not (isinstance(col, exp.Column) and _is_numeric(col) and isinstance(lit, exp.Literal)
+                    and lit.is_string and not _NUMBER_TEXT.match(lit.this)):
+                continue
+            op = _OPS[type(cmp)]
+            if col is cmp.right:
+                op = _MIRRORED.get(op, op)
+            truth = "1 = 1" if op in ("<>", "<", "<=") else "1 = 0"
+            cmp.replace(_engine_expr(ctx, "(CASE WHEN {x} IS NULL THEN NULL ELSE " + truth + " END)", x=col))
+            changed = True
+            break
+    if changed:
+        ctx.applied.append("number_column_vs_word")
+    return tree
+
+
+def text_arithmetic(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """`end_date - start_date` over text: SQLite computes with each text's numeric prefix
+    ('2018-03-01' → 2018); PostgreSQL and DuckDB refuse text operands."""
+    changed = False
+    for node in list(tree.find_all(exp.Sub, exp.Add, exp.Mul, exp.Div)):
+        for side in (node.this, node.expression):
+            if isinstance(side, exp.Column) and _is_text(side):
+                side.replace(_engine_expr(ctx, _TEXT_AS_NUMBER[ctx.engine], x=side))
+                changed = True
+    if changed:
+        ctx.applied.append("text_arithmetic")
+    return tree
+
+
+def single_group_order(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """`SELECT sum(x) FROM t ORDER BY y DESC LIMIT 3`: aggregates without GROUP BY make one
+    row, which SQLite lets be ordered by any column; the others refuse. The ORDER BY goes."""
+    changed = False
+    for sel in list(tree.find_all(exp.Select)):
+        if sel.args.get("group") or not sel.args.get("order") or not sel.expressions:
+            continue
+        own_aggs = [a for e in sel.expressions for a in e.find_all(exp.AggFunc) if a.find_ancestor(exp.Select) is sel]
+        bare = [c for e in sel.expressions for c in e.find_all(exp.Column)
+                if c.find_ancestor(exp.Select) is sel and not _inside_aggregate(c)]
+        if own_aggs and not bare and not any(e.find(exp.Window) for e in sel.expressions):
+            sel.set("order", None)
+            changed = True
+    if changed:
+        ctx.applied.append("single_group_order")
+    return tree
+
+
+def _binary(e: exp.Expression) -> exp.Expression:
+    return exp.Cast(this=e.copy(), to=exp.DataType.build("BINARY"))
+
+
+def mysql_binary_collation(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """MySQL's default collations sort, group and deduplicate text without case (MariaDB's
+    also without accents and trailing spaces: 'Köhler' = 'kohler '); SQLite compares bytes.
+    Text keys of ORDER BY, GROUP BY, DISTINCT, COUNT(DISTINCT) and MIN/MAX become binary
+    strings (CAST AS BINARY: the same on MariaDB and MySQL 8). A grouped or distinct output
+    column is cast in the select list too, so ONLY_FULL_GROUP_BY sees the same expression."""
+    changed = False
+    for sel in list(tree.find_all(exp.Select)):
+        items = {e.alias.lower(): e for e in sel.expressions if isinstance(e, exp.Alias)}
+        group = sel.args.get("group")
+        keys: set[str] = set()
+        if group:
+            for g in list(group.expressions):
+                if isinstance(g, exp.Column) and _is_text(g):
+                    keys.add(g.sql().lower())
+                    g.replace(_binary(g))
+        distinct = bool(sel.args.get("distinct"))
+        for e in list(sel.expressions):
+            inner = e.this if isinstance(e, exp.Alias) else e
+            if not isinstance(inner, exp.Column) or not _is_text(inner):
+                continue
+            if inner.sql().lower() in keys or (distinct and not group):
+                name = e.alias if isinstance(e, exp.Alias) else inner.name
+                e.replace(exp.Alias(this=_binary(inner), alias=exp.to_identifier(name)))
+                keys.add(inner.sql().lower())
+        order = sel.args.get("order")
+        for o in (order.expressions if order else []):
+            key = o.this
+            if isinstance(key, exp.Column) and not key.table and key.name.lower() in items:
+                item = items[key.name.lower()]
+                if isinstance(item.this, exp.Column) and item.this.sql().lower() in keys:
+                    continue  # the output column, already binary
+                if _is_text(item.this):
+                    o.set("this", _binary(item.this))
+                    changed = True
+            elif _is_text(key):
+                o.set("this", _binary(key))
+                changed = True
+        changed = changed or bool(keys)
+    for agg in list(tree.find_all(exp.Count, exp.Min, exp.Max)):
+        arg = agg.this
+        if isinstance(arg, exp.Distinct):
+            for x in list(arg.expressions):
+                if _is_text(x):
+                    x.replace(_binary(x))
+                    changed = True
+        elif isinstance(agg, (exp.Min, exp.Max)) and isinstance(arg, exp.Column) and _is_text(arg):
+            arg.replace(_binary(arg))
+            changed = True
+    if changed:
+        ctx.applied.append("mysql_binary_collation")
+    return tree
+
+
 REWRITES: tuple[Rewrite, ...] = (
     Rewrite("double_quoted_strings", ALL, double_quoted_strings, stage="raw"),
     Rewrite("extreme_row_without_group", ALL, extreme_row_without_group, stage="raw"),
     Rewrite("text_number_comparison", ALL, text_number_comparison),
+    Rewrite("number_column_vs_word", frozenset({"postgres", "mysql", "duckdb"}), number_column_vs_word),
+    Rewrite("text_arithmetic", frozenset({"postgres", "duckdb"}), text_arithmetic),
+    Rewrite("single_group_order", ALL, single_group_order),
     Rewrite("text_integer_columns", frozenset({"postgres", "duckdb", "oracle"}), text_integer_columns),
     Rewrite("numeric_aggregates_over_text", frozenset({"postgres", "duckdb", "oracle"}), numeric_aggregates_over_text),
     Rewrite("like_case_insensitive", frozenset({"postgres", "duckdb"}), like_case_insensitive),
@@ -508,6 +644,7 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("distinct_order_by_unselected", frozenset({"postgres", "duckdb", "oracle"}), distinct_order_by_unselected),
     Rewrite("mysql_binary_strings", frozenset({"mysql"}), mysql_binary_strings),
     Rewrite("mysql_double_arithmetic", frozenset({"mysql"}), mysql_double_arithmetic),
+    Rewrite("mysql_binary_collation", frozenset({"mysql"}), mysql_binary_collation),
     Rewrite("minus_for_except", frozenset({"oracle"}), minus_for_except),
 )
 
