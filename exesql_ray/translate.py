@@ -318,7 +318,8 @@ _TRUNC = {"postgres": "TRUNC({x})", "duckdb": "TRUNC({x})", "mysql": "TRUNCATE({
 def cast_to_integer_truncates(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """SQLite's CAST(20.9 AS INTEGER) is 20; PostgreSQL, MySQL and DuckDB round to 21."""
     def truncated(cast):
-        if cast.to.this in exp.DataType.INTEGER_TYPES and not _is_integer(cast.this) and not _is_text(cast.this):
+        if (cast.to.this in exp.DataType.INTEGER_TYPES and not _is_integer(cast.this) and not _is_text(cast.this)
+                and not isinstance(cast.this, (exp.Predicate, exp.Not))):  # a condition is 0/1 already
             return exp.Cast(this=_engine_expr(ctx, _TRUNC[ctx.engine], x=cast.this), to=cast.to.copy())
         return None
 
@@ -543,12 +544,21 @@ def text_arithmetic(tree: exp.Expression, ctx: Context) -> exp.Expression:
     changed = False
     for node in list(tree.find_all(exp.Sub, exp.Add, exp.Mul, exp.Div)):
         for side in (node.this, node.expression):
-            if isinstance(side, exp.Column) and _is_text(side):
+            # a text column, or strftime's text (BIRD: STRFTIME('%Y', a) - STRFTIME('%Y', b))
+            if (isinstance(side, exp.Column) and _is_text(side)) or isinstance(side, exp.TimeToStr):
                 side.replace(_engine_expr(ctx, _TEXT_AS_NUMBER[ctx.engine], x=side))
                 changed = True
     if changed:
         ctx.applied.append("text_arithmetic")
     return tree
+
+
+def sum_of_conditions(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """`SUM(gender = 'M')` counts rows (SQLite's comparisons are 0/1); PostgreSQL has no SUM
+    of booleans. The condition is cast to an integer."""
+    return _rewrite_nodes(tree, ctx, "sum_of_conditions", (exp.Sum, exp.Avg), lambda agg: (
+        agg.__class__(this=exp.Cast(this=agg.this.copy(), to=exp.DataType.build("INT")))
+        if isinstance(agg.this, (exp.Predicate, exp.Not)) else None))
 
 
 def single_group_order(tree: exp.Expression, ctx: Context) -> exp.Expression:
@@ -634,6 +644,7 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite("number_column_vs_word", frozenset({"postgres", "mysql", "duckdb"}), number_column_vs_word),
     Rewrite("text_arithmetic", frozenset({"postgres", "duckdb"}), text_arithmetic),
     Rewrite("single_group_order", ALL, single_group_order),
+    Rewrite("sum_of_conditions", frozenset({"postgres"}), sum_of_conditions),
     Rewrite("text_integer_columns", frozenset({"postgres", "duckdb", "oracle"}), text_integer_columns),
     Rewrite("numeric_aggregates_over_text", frozenset({"postgres", "duckdb", "oracle"}), numeric_aggregates_over_text),
     Rewrite("like_case_insensitive", frozenset({"postgres", "duckdb"}), like_case_insensitive),
