@@ -70,8 +70,29 @@ def test_cache_serves_duplicates(open_test_engine):
                                      "SELECT count(*) FROM orders", "SELECT count(order_id) FROM orders"])]
     recs = ex.run(rows)
     assert [r["match"] for r in recs] == [True] * 4
-    assert [r["cached"] for r in recs] == [False, True, True, False]
+    # the gold runs first (its size caps the candidate), so the first candidate is its duplicate
+    assert [r["cached"] for r in recs] == [True, True, True, False]
     assert ex.cache.hits >= 5  # duplicates and the gold, executed once
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb", "postgres", "mysql"])
+def test_candidate_is_fetched_to_one_row_past_its_gold(engine, open_test_engine):
+    """More rows than the gold cannot match a multiset, so a candidate is fetched to gold + 1
+    rows at most (MySQL: the session cap only); the same SQL without a gold runs in full."""
+    eng = open_test_engine(engine)
+    ex = Executor(eng)
+    n = eng.execute("retail_shop", "SELECT count(*) FROM products").rows[0][0]
+    gold = "SELECT product_id FROM products WHERE product_id = 1"
+    cross = "SELECT T1.product_id FROM products AS T1, products AS T2"
+    rec = ex.run([{"id": "1", "db_id": "retail_shop", "sql": cross, "gold_sql": gold}])[0]
+    assert rec["status"] == "ok" and rec["match"] is False, rec
+    if eng.early_cap:
+        assert rec["truncated"] and rec["row_count"] == 2, rec
+    full = ex.run([{"id": "2", "db_id": "retail_shop", "sql": cross}])[0]
+    assert not full["truncated"] and full["row_count"] == n * n, full
+    assert ex.run([{"id": "3", "db_id": "retail_shop", "sql": cross}])[0]["cached"]  # the full result is kept
+    sets = Executor(eng, compare=CompareOptions(rows="set"))  # a set may match with more rows: no early cap
+    assert sets.run([{"id": "4", "db_id": "retail_shop", "sql": cross, "gold_sql": gold}])[0]["row_count"] == n * n
 
 
 def test_infra_error_is_retried_not_a_verdict(open_test_engine, db_servers):
@@ -160,6 +181,23 @@ def test_postgres_row_cap_keeps_rows_and_order(db_servers):
                 bare = con.execute(e.sqlite_sql).fetchall()
             except psycopg.Error:
                 continue
+            # the wrapped form (a comment forces it) and the cheap forms (as is, LIMIT appended)
             assert con.execute(capped(e.sqlite_sql + " -- trailing comment", 100_000)).fetchall() == bare, e.id
+            assert con.execute(capped(e.sqlite_sql, 100_000)).fetchall() == bare, e.id
             compared += 1
     assert compared > 600
+
+
+def test_postgres_row_cap_forms():
+    """Every form caps: a LIMIT n above the cap, OFFSET, FETCH, LIMIT ALL, a LIMIT hidden in a
+    comment or a string, a LIMIT inside a subquery: all wrapped."""
+    from exesql_ray.engines.postgres import capped
+
+    assert capped("SELECT a FROM t ORDER BY a LIMIT 5;", 100) == "SELECT a FROM t ORDER BY a LIMIT 5"
+    assert capped("SELECT a FROM t UNION SELECT b FROM u", 100) == "SELECT a FROM t UNION SELECT b FROM u\nLIMIT 100"
+    for sql in ("SELECT a FROM t LIMIT 500", "SELECT a FROM t OFFSET 2", "SELECT a FROM t LIMIT ALL",
+                "SELECT a FROM t FETCH FIRST 3 ROWS ONLY", "SELECT a FROM t -- LIMIT 5",
+                "SELECT a FROM t /* x */ LIMIT 5", "SELECT a FROM t WHERE a IN (SELECT b FROM u LIMIT 5)",
+                "SELECT a FROM t WHERE c = 'limit 5'"):
+        assert capped(sql, 100).startswith("SELECT * FROM ("), sql
+        assert capped(sql, 100).endswith(") AS exesql_capped LIMIT 100"), sql

@@ -76,13 +76,13 @@ class DuckDBEngine(Engine):
             st["db"] = db_id
         return cur
 
-    def _run(self, db_id: str, sql: str):
+    def _run(self, db_id: str, sql: str, cap: int):
         cur = self._cursor(db_id)
         token = self._watchdog.arm(self.limits.timeout_s, cur.interrupt)
         try:
             cur.execute(sql)
             cols = [d[0] for d in cur.description or ()]
-            rows = cur.fetchmany(self.limits.max_rows + 1)
+            rows = cur.fetchmany(cap + 1)
         except duckdb.InterruptException as e:
             raise QueryTimeout() from e
         finally:
@@ -90,8 +90,7 @@ class DuckDBEngine(Engine):
                 # The deadline fired: this cursor may carry the interrupt into its next
                 # query, so the thread starts over with a fresh one.
                 self._local.__dict__["cur"] = None
-        cap = self.limits.max_rows
-        return cols, rows[:cap], len(rows) > cap
+        return (cols, rows[:cap], True) if len(rows) > cap else (cols, rows, False)
 
     def _is_rejection(self, exc) -> bool:
         return isinstance(exc, duckdb.PermissionException) or "read-only mode" in str(exc)

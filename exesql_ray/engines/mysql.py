@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import MySQLdb
 
-from exesql_ray.engines.base import Engine, InfraError, Limits, QueryTimeout
+from exesql_ray.engines.base import Engine, InfraError, Limits, QueryTimeout, strip_trailing_semicolons
 from exesql_ray.engines.postgres import hide_password
 from exesql_ray.errors import UserError
 
@@ -44,6 +44,10 @@ class MySQLEngine(Engine):
     name = "mysql"
     dialect = "mysql"
     db_case = "lower"
+    # The cap is a session setting (sql_select_limit). MariaDB sets it for one statement
+    # (`SET STATEMENT … FOR`); MySQL 8 has only an optimizer hint placed after the top-level
+    # SELECT, so there a smaller cap per query is not applied (set when connected).
+    early_cap = False
     error_classes = (
         (r"^1064\b", "syntax"),
         (r"^1146\b", "unknown_table"),
@@ -85,6 +89,7 @@ class MySQLEngine(Engine):
         cur.execute("SELECT VERSION()")
         version = cur.fetchone()[0]
         self.flavor = "mariadb" if "MariaDB" in version else "mysql"
+        self.early_cap = self.flavor == "mariadb"
         if self.flavor == "mariadb":
             cur.execute(f"SET SESSION max_statement_time = {self.limits.timeout_s:.3f}")
         else:
@@ -136,8 +141,7 @@ class MySQLEngine(Engine):
                 self._release(conn)
         return list(self._dbs)
 
-    def _run(self, db_id: str, sql: str):
-        cap = self.limits.max_rows
+    def _run(self, db_id: str, sql: str, cap: int):
         conn = self._acquire()
         broken = fetching = False
         try:
@@ -146,12 +150,15 @@ class MySQLEngine(Engine):
                 conn.select_db(db)
                 conn._exesql_db = db
             cur = conn.cursor()
+            if cap < self.limits.max_rows and self.flavor == "mariadb":
+                # a smaller cap for this statement only (the executor's gold + 1)
+                sql = f"SET STATEMENT sql_select_limit = {int(cap) + 1} FOR {strip_trailing_semicolons(sql)}"
             cur.execute(sql)
             fetching = True
             cols = [d[0] for d in cur.description or ()]
             rows = cur.fetchall()
             cur.close()
-            return cols, rows[:cap], len(rows) > cap
+            return (cols, rows[:cap], True) if len(rows) > cap else (cols, rows, False)
         except MySQLdb.OperationalError as e:
             code = e.args[0] if e.args else 0
             if code in _TIMEOUT_CODES:

@@ -80,9 +80,8 @@ class OracleEngine(Engine):
                 self._dbs = [r[0].lower() for r in cur.fetchall()]
         return list(self._dbs)
 
-    def _run(self, db_id: str, sql: str):
+    def _run(self, db_id: str, sql: str, cap: int):
         oracledb = self._oracledb
-        cap = self.limits.max_rows
         try:
             with self.pool.acquire() as conn:
                 conn.call_timeout = int(self.limits.timeout_s * 1000)
@@ -109,7 +108,7 @@ class OracleEngine(Engine):
             if _INFRA.search(text):
                 raise InfraError(f"oracle: {text.splitlines()[0]}") from e
             raise
-        return cols, rows[:cap], len(rows) > cap
+        return (cols, rows[:cap], True) if len(rows) > cap else (cols, rows, False)
 
     def _error_text(self, exc) -> str:
         return str(exc).strip().splitlines()[0]

@@ -90,10 +90,9 @@ class SQLiteEngine(Engine):
             entry = cons[db_id] = (con, deadline)
         return entry
 
-    def _run(self, db_id: str, sql: str):
+    def _run(self, db_id: str, sql: str, cap: int):
         con, deadline = self._connection(db_id)
         deadline.at = time.monotonic() + self.limits.timeout_s
-        cap = self.limits.max_rows
         try:
             try:
                 cols, rows = _fetch(con, sql, cap)
@@ -113,8 +112,7 @@ class SQLiteEngine(Engine):
             raise
         finally:
             deadline.at = float("inf")
-        truncated = len(rows) > cap
-        return cols, rows[:cap], truncated
+        return (cols, rows[:cap], True) if len(rows) > cap else (cols, rows, False)
 
     def _is_rejection(self, exc) -> bool:
         s = str(exc)
