@@ -22,6 +22,8 @@ from typing import Any, Literal
 import sqlglot
 from sqlglot import exp
 
+from exesql_ray.dialects import dialect_of
+
 
 @dataclass(frozen=True)
 class CompareOptions:
@@ -46,7 +48,7 @@ def query_orders(sql: str, dialect: str = "sqlite") -> bool:
     if "order" not in sql.lower():
         return False
     try:
-        tree = sqlglot.parse_one(sql, read=dialect)
+        tree = sqlglot.parse_one(sql, read=dialect_of(dialect))
     except Exception:
         return "order by" in sql.lower()
     while isinstance(tree, exp.Subquery):

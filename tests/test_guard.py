@@ -39,6 +39,11 @@ def test_fast_path_agrees_with_tokenizer(cls):
 def test_cache_key_equal_only_for_same_query():
     k = lambda s: base.cache_key(s, "sqlite")  # noqa: E731
     assert k("SELECT a FROM t;") == k("select  a\nfrom T")
-    assert k("SELECT a FROM t WHERE b = 'X'") == k("select a  from t where b='X';")
+    assert k("SELECT a , b FROM t WHERE b = 'X'") == k("select a,b  from t where b =  'X';")
+    assert k("SELECT a FROM t WHERE b <= 'X'") != k("SELECT a FROM t WHERE b < = 'X'")
+    assert len({k("SELECT 'a'\n'b'"), k("SELECT 'a' 'b'"), k("SELECT 'a''b'")}) == 3
+    assert k("SELECT a -- c\nFROM t") != k("SELECT a -- c FROM t")  # comments: tokenised
+    assert k("SELECT 'it''s' , X FROM t") == k("select 'it''s',x from t")
+    assert k("SELECT 'a") != k("SELECT 'A")  # an unbalanced quote: tokenised
     assert k("SELECT a FROM t WHERE b = 'X'") != k("SELECT a FROM t WHERE b = 'x'")
     assert k("SELECT a FROM t WHERE b = 'x  y'") != k("SELECT a FROM t WHERE b = 'x y'")

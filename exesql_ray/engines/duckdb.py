@@ -81,7 +81,6 @@ class DuckDBEngine(Engine):
         token = self._watchdog.arm(self.limits.timeout_s, cur.interrupt)
         try:
             cur.execute(sql)
-            cols = [d[0] for d in cur.description or ()]
             rows = cur.fetchmany(cap + 1)
         except duckdb.InterruptException as e:
             raise QueryTimeout() from e
@@ -90,7 +89,7 @@ class DuckDBEngine(Engine):
                 # The deadline fired: this cursor may carry the interrupt into its next
                 # query, so the thread starts over with a fresh one.
                 self._local.__dict__["cur"] = None
-        return (cols, rows[:cap], True) if len(rows) > cap else (cols, rows, False)
+        return (rows[:cap], True) if len(rows) > cap else (rows, False)
 
     def _is_rejection(self, exc) -> bool:
         return isinstance(exc, duckdb.PermissionException) or "read-only mode" in str(exc)

@@ -155,10 +155,9 @@ class MySQLEngine(Engine):
                 sql = f"SET STATEMENT sql_select_limit = {int(cap) + 1} FOR {strip_trailing_semicolons(sql)}"
             cur.execute(sql)
             fetching = True
-            cols = [d[0] for d in cur.description or ()]
             rows = cur.fetchall()
             cur.close()
-            return (cols, rows[:cap], True) if len(rows) > cap else (cols, rows, False)
+            return (rows[:cap], True) if len(rows) > cap else (rows, False)
         except MySQLdb.OperationalError as e:
             code = e.args[0] if e.args else 0
             if code in _TIMEOUT_CODES:

@@ -92,7 +92,6 @@ class OracleEngine(Engine):
                 cur = conn.cursor()
                 cur.arraysize = min(cap + 1, 1000)
                 cur.execute(sql.rstrip().rstrip(";"))
-                cols = [d[0] for d in cur.description or ()]
                 rows = []
                 while len(rows) <= cap:
                     chunk = cur.fetchmany(min(1000, cap + 1 - len(rows)))
@@ -108,7 +107,7 @@ class OracleEngine(Engine):
             if _INFRA.search(text):
                 raise InfraError(f"oracle: {text.splitlines()[0]}") from e
             raise
-        return (cols, rows[:cap], True) if len(rows) > cap else (cols, rows, False)
+        return (rows[:cap], True) if len(rows) > cap else (rows, False)
 
     def _error_text(self, exc) -> str:
         return str(exc).strip().splitlines()[0]

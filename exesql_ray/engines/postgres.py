@@ -119,7 +119,6 @@ class PostgresEngine(Engine):
                 cur = conn.cursor()
                 cur.execute(capped(sql, cap + 1))
                 rows = cur.fetchall()
-                cols = [d.name for d in cur.description or ()]
         except psycopg.errors.QueryCanceled as e:
             raise QueryTimeout() from e
         except psycopg_pool.PoolTimeout as e:
@@ -128,7 +127,7 @@ class PostgresEngine(Engine):
             if e.sqlstate is None or e.sqlstate.startswith(("08", "57P")):
                 raise InfraError(f"postgres: {e}") from e
             raise
-        return (cols, rows[:cap], True) if len(rows) > cap else (cols, rows, False)
+        return (rows[:cap], True) if len(rows) > cap else (rows, False)
 
     def _error_text(self, exc) -> str:
         state = getattr(exc, "sqlstate", None) or ""

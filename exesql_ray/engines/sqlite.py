@@ -35,9 +35,8 @@ def _lenient(b: bytes) -> str:
 def _fetch(con, sql: str, cap: int):
     cur = con.execute(sql)
     rows = cur.fetchmany(cap + 1)  # sqlite3 steps row by row: memory stays within the cap
-    cols = [d[0] for d in cur.description or ()]
     cur.close()
-    return cols, rows
+    return rows
 
 
 class SQLiteEngine(Engine):
@@ -95,7 +94,7 @@ class SQLiteEngine(Engine):
         deadline.at = time.monotonic() + self.limits.timeout_s
         try:
             try:
-                cols, rows = _fetch(con, sql, cap)
+                rows = _fetch(con, sql, cap)
             except sqlite3.OperationalError as e:
                 if "decode" not in str(e):
                     raise
@@ -103,7 +102,7 @@ class SQLiteEngine(Engine):
                 # The default decoder is C; a Python text_factory on every value costs ~10%.
                 con.text_factory = _lenient
                 try:
-                    cols, rows = _fetch(con, sql, cap)
+                    rows = _fetch(con, sql, cap)
                 finally:
                     con.text_factory = str
         except sqlite3.OperationalError as e:
@@ -112,7 +111,7 @@ class SQLiteEngine(Engine):
             raise
         finally:
             deadline.at = float("inf")
-        return (cols, rows[:cap], True) if len(rows) > cap else (cols, rows, False)
+        return (rows[:cap], True) if len(rows) > cap else (rows, False)
 
     def _is_rejection(self, exc) -> bool:
         s = str(exc)
