@@ -17,7 +17,10 @@ from conftest import ROOT, SAMPLE_OVERRIDES, run_config
 
 # 2 workers × 1 CPU do not fit beside the replica (0.5 of 2 CPUs): the pipeline must release
 # it for training (else Ray Train waits forever) and start it again on the new weights
+# Small generation and execution batches: shards finish one after another (with the split in
+# one execution batch every shard lands within milliseconds, and a kill "mid-sampling" misses)
 PIPELINE = ["data.limit=16", "generation.n=2", "generation.max_tokens=16", "sample.shard_size=8",
+            "sample.generate_batch_size=2", "execution.batch_size=8",
             "pipeline.iterations=1", "train.resources_per_worker.CPU=1", "train.sft.first_epochs=2",
             "train.sft.epochs=2", "train.sft.save_steps=2", "train.dpo.epochs=1", "train.dpo.learning_rate=5e-5"]
 STAGES = ["dataset", "migrate", "translate", "evaluate/base", "sft/iter-0", "evaluate/iter-0", "sample/iter-1",
@@ -112,7 +115,7 @@ def test_a_changed_result_setting_is_refused_on_resume(uninterrupted):
 def _wait(proc, what, ready, timeout=600):
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None and not ready():
-        time.sleep(0.3)
+        time.sleep(0.05)
     assert proc.poll() is None, f"the run ended before {what}: {proc.stderr.read()[-3000:]}"
     assert ready(), f"no {what} within {timeout} s"
     os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its local Ray, the replicas and workers
