@@ -71,11 +71,12 @@ class ExecutorStats:
                 "cache_misses": self.cache_misses}
 
 
+_BLANK = {**dict.fromkeys(RECORD_FIELDS), "elapsed_ms": 0.0, "row_count": 0, "truncated": False, "cached": False}
+
+
 def _record(rid, db_id, sql) -> dict:
     """A record with every field of RECORD_FIELDS, not yet executed."""
-    return {"id": rid, "db_id": db_id, "sql": sql, "status": None, "error_class": None, "error": None,
-            "elapsed_ms": 0.0, "row_count": 0, "truncated": False, "result_hash": None, "match": None,
-            "gold_status": None, "cached": False}
+    return {**_BLANK, "id": rid, "db_id": db_id, "sql": sql}
 
 
 def _text(v) -> str | None:

@@ -162,11 +162,15 @@ _OPS = {exp.EQ: "=", exp.NEQ: "<>", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp
 _MIRRORED = {">": "<", ">=": "<=", "<": ">", "<=": ">="}
 
 
+def _op_from(cmp: exp.Expression, side: exp.Expression) -> str:
+    """The comparison's operator read with `side` on the left (`5 < x` is `x > 5`)."""
+    op = _OPS[type(cmp)]
+    return _MIRRORED.get(op, op) if side is cmp.right else op
+
+
 def _numeric_text_compare(ctx: Context, cmp: exp.Expression, col: exp.Expression, other: exp.Expression):
     """`col <op> other` as SQLite runs it on a numeric-declared column holding some text."""
-    op = _OPS[type(cmp)]
-    if col is cmp.right:
-        op = _MIRRORED.get(op, op)
+    op = _op_from(cmp, col)
     text_wins = "TRUE" if op in (">", ">=", "<>") else "FALSE"
     template = _NUMERIC_TEXT_COMPARE[ctx.engine].replace("{op}", op).replace("{text}", text_wins)
     return _engine_expr(ctx, template, x=col, n=other)
@@ -412,8 +416,9 @@ def text_integer_columns(tree: exp.Expression, ctx: Context) -> exp.Expression:
 
 # SQLite reads text as a number by its numeric prefix ('12abc' → 12, '2018-03-01' → 2018,
 # 'null' → 0), written per engine. POSIX classes rather than \s: MySQL strings eat backslashes.
-_NUMBER_RX = r"^[[:space:]]*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?[[:space:]]*$"
-_PREFIX_RX = r"^[[:space:]]*([-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?)"
+_NUMBER = r"[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?"
+_NUMBER_RX = r"^[[:space:]]*" + _NUMBER + r"[[:space:]]*$"  # the whole text is a number
+_PREFIX_RX = r"^[[:space:]]*(" + _NUMBER + ")"  # its numeric prefix, as group 1
 _TEXT_AS_NUMBER = {
     "postgres": "CASE WHEN {x} IS NULL THEN NULL ELSE COALESCE(CAST(NULLIF(SUBSTRING({x} FROM '" + _PREFIX_RX
                 + "'), '') AS DOUBLE PRECISION), 0) END",
@@ -478,6 +483,10 @@ def extreme_row_without_group(tree: exp.Expression, ctx: Context) -> exp.Express
     return tree
 
 
+def _binary(e: exp.Expression) -> exp.Expression:
+    return exp.Cast(this=e.copy(), to=exp.DataType.build("BINARY"))
+
+
 def mysql_binary_strings(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """SQLite compares strings byte by byte; MySQL's default collations ignore case (and, PAD
     SPACE, trailing spaces). Comparisons of text with string literals become binary."""
@@ -485,12 +494,12 @@ def mysql_binary_strings(tree: exp.Expression, ctx: Context) -> exp.Expression:
     for cmp in list(tree.find_all(exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)):
         for col, lit in ((cmp.left, cmp.right), (cmp.right, cmp.left)):
             if _is_text(col) and isinstance(lit, exp.Literal) and lit.is_string:
-                col.replace(exp.Cast(this=col.copy(), to=exp.DataType.build("BINARY")))
+                col.replace(_binary(col))
                 changed = True
                 break
     for isin in list(tree.find_all(exp.In)):
         if _is_text(isin.this) and isin.expressions and all(isinstance(v, exp.Literal) and v.is_string for v in isin.expressions):
-            isin.this.replace(exp.Cast(this=isin.this.copy(), to=exp.DataType.build("BINARY")))
+            isin.this.replace(_binary(isin.this))
             changed = True
     if changed:
         ctx.applied.append("mysql_binary_strings")
@@ -513,7 +522,7 @@ def mysql_double_arithmetic(tree: exp.Expression, ctx: Context) -> exp.Expressio
     return tree
 
 
-_NUMBER_TEXT = re.compile(r"^\s*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?\s*$")
+_NUMBER_TEXT = re.compile(_NUMBER_RX.replace("[[:space:]]", r"\s"))  # the same test, in Python
 
 
 def number_column_vs_word(tree: exp.Expression, ctx: Context) -> exp.Expression:
@@ -526,10 +535,7 @@ def number_column_vs_word(tree: exp.Expression, ctx: Context) -> exp.Expression:
             if not (isinstance(col, exp.Column) and _is_numeric(col) and isinstance(lit, exp.Literal)
                     and lit.is_string and not _NUMBER_TEXT.match(lit.this)):
                 continue
-            op = _OPS[type(cmp)]
-            if col is cmp.right:
-                op = _MIRRORED.get(op, op)
-            truth = "1 = 1" if op in ("<>", "<", "<=") else "1 = 0"
+            truth = "1 = 1" if _op_from(cmp, col) in ("<>", "<", "<=") else "1 = 0"
             cmp.replace(_engine_expr(ctx, "(CASE WHEN {x} IS NULL THEN NULL ELSE " + truth + " END)", x=col))
             changed = True
             break
@@ -577,10 +583,6 @@ def single_group_order(tree: exp.Expression, ctx: Context) -> exp.Expression:
     if changed:
         ctx.applied.append("single_group_order")
     return tree
-
-
-def _binary(e: exp.Expression) -> exp.Expression:
-    return exp.Cast(this=e.copy(), to=exp.DataType.build("BINARY"))
 
 
 def mysql_binary_collation(tree: exp.Expression, ctx: Context) -> exp.Expression:

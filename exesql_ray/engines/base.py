@@ -258,7 +258,7 @@ _PLAIN = frozenset({int, str, float, type(None)})
 
 def normalize_rows(rows) -> list[tuple]:
     if _PLAIN.issuperset(map(type, chain.from_iterable(rows))):  # the common case: one pass in C
-        if type(rows) is list and all(type(r) is tuple for r in rows):
+        if type(rows) is list and set(map(type, rows)) <= {tuple}:
             return rows
         return [r if type(r) is tuple else tuple(r) for r in rows]
     return [tuple(normalize_value(x) for x in r) for r in rows]
@@ -350,9 +350,10 @@ class Engine(ABC):
 
     # -- what each engine implements
     @abstractmethod
-    def _run(self, db_id: str, sql: str, cap: int) -> tuple[list[tuple], bool]:
-        """Run one guarded query; return (raw rows up to `cap`, truncated). No column names:
-        nothing compares by name, and building them costs PostgreSQL's driver ~5–10 µs a query.
+    def _run(self, db_id: str, sql: str, cap: int) -> list[tuple]:
+        """Run one guarded query; return its raw rows, fetched only to cap + 1 (more is
+        allowed): `execute` cuts them to `cap` and marks the result truncated. No column
+        names: nothing compares by name, and building them costs PostgreSQL's driver ~5–10 µs.
 
         Raise QueryTimeout on the deadline, InfraError when the engine is unreachable, and
         let the driver's own errors through for classification.
@@ -386,9 +387,7 @@ class Engine(ABC):
         """One record, whatever happens; at most `cap` rows (default and ceiling: max_rows)."""
         cap = self.limits.max_rows if cap is None else min(cap, self.limits.max_rows)
         t0 = time.perf_counter()
-        # guard(), with its fast path inlined: this runs once per candidate
-        refusal = None if _fast_accept(sql, self.denied_functions) else \
-            inspect_sql(sql, self.dialect, self.denied_functions)[0]
+        refusal = guard(sql, self.dialect, self.denied_functions)
         if refusal is not None:
             elapsed = (time.perf_counter() - t0) * 1e3
             if refusal.startswith(SYNTAX_PREFIX):
@@ -398,8 +397,9 @@ class Engine(ABC):
         while True:
             t0 = time.perf_counter()
             try:
-                raw, truncated = self._run(db_id, sql, cap)
-                rows = normalize_rows(raw)
+                raw = self._run(db_id, sql, cap)
+                truncated = len(raw) > cap
+                rows = normalize_rows(raw[:cap] if truncated else raw)
                 return Execution("ok", elapsed_ms=(time.perf_counter() - t0) * 1e3, row_count=len(rows),
                                  truncated=truncated, result_hash=result_hash(rows), rows=rows)
             except QueryTimeout:

@@ -89,7 +89,7 @@ class DuckDBEngine(Engine):
                 # The deadline fired: this cursor may carry the interrupt into its next
                 # query, so the thread starts over with a fresh one.
                 self._local.__dict__["cur"] = None
-        return (rows[:cap], True) if len(rows) > cap else (rows, False)
+        return rows
 
     def _is_rejection(self, exc) -> bool:
         return isinstance(exc, duckdb.PermissionException) or "read-only mode" in str(exc)

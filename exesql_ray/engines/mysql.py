@@ -170,7 +170,7 @@ class MySQLEngine(Engine):
             cur.execute(sql)
             fetching = True
             rows = cur.fetchall()
-            return (rows[:cap], True) if len(rows) > cap else (rows, False)
+            return rows
         except MySQLdb.OperationalError as e:
             code = e.args[0] if e.args else 0
             if code in _TIMEOUT_CODES:

@@ -107,7 +107,7 @@ class OracleEngine(Engine):
             if _INFRA.search(text):
                 raise InfraError(f"oracle: {text.splitlines()[0]}") from e
             raise
-        return (rows[:cap], True) if len(rows) > cap else (rows, False)
+        return rows
 
     def _error_text(self, exc) -> str:
         return str(exc).strip().splitlines()[0]

@@ -127,7 +127,7 @@ class PostgresEngine(Engine):
             if e.sqlstate is None or e.sqlstate.startswith(("08", "57P")):
                 raise InfraError(f"postgres: {e}") from e
             raise
-        return (rows[:cap], True) if len(rows) > cap else (rows, False)
+        return rows
 
     def _error_text(self, exc) -> str:
         state = getattr(exc, "sqlstate", None) or ""

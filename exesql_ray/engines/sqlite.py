@@ -111,7 +111,7 @@ class SQLiteEngine(Engine):
             raise
         finally:
             deadline.at = float("inf")
-        return (rows[:cap], True) if len(rows) > cap else (rows, False)
+        return rows
 
     def _is_rejection(self, exc) -> bool:
         s = str(exc)
