@@ -3,8 +3,14 @@
 import datetime as dt
 from decimal import Decimal
 
+import pytest
+import sqlglot
+from sqlglot import exp
+
 from exesql_ray.compare import CompareOptions, query_orders, results_match
+from exesql_ray.dialects import dialect_of
 from exesql_ray.engines.base import normalize_rows, result_hash
+from tests.conftest import shared
 
 
 def norm(rows):
@@ -30,6 +36,43 @@ def test_bag_vs_set_and_order():
     assert not results_match([(1,), (2,)], [(2,), (1,)], gold_sql=ordered)
     assert results_match([(1,), (2,)], [(2,), (1,)], gold_sql="SELECT a FROM t")
     assert not results_match([(1,), (2,)], [(2,), (1,)], opts=CompareOptions(order="strict"))
+
+
+@pytest.mark.parametrize("sql,orders", [
+    ("SELECT a FROM t ORDER BY a;", True),
+    ("(SELECT a FROM t ORDER BY a)", True),
+    ("SELECT a FROM t UNION SELECT b FROM u ORDER BY 1", True),
+    ("SELECT a FROM (SELECT a FROM t ORDER BY a) AS s", False),
+    ("SELECT a, rank() OVER (ORDER BY b) FROM t", False),
+    ("SELECT 'order by' FROM t", False),
+    ("SELECT a FROM t WHERE a IN (SELECT a FROM u ORDER BY a LIMIT 3)", False),
+])
+def test_query_orders_reads_the_top_level(sql, orders):
+    assert query_orders(sql) is orders
+
+
+def _orders_by_parse(sql: str, dialect: str) -> bool:
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect_of(dialect))
+    except Exception:
+        return "order by" in sql.lower()
+    while isinstance(tree, exp.Subquery):
+        tree = tree.this
+    return tree is not None and tree.args.get("order") is not None
+
+
+def test_query_orders_agrees_with_a_full_parse_on_all_gold():
+    """query_orders reads tokens for speed; on every Spider and BIRD gold query it must say
+    what sqlglot's parse tree says."""
+    gold = []
+    for rel, dialect in [("spider/train_gold.sql", "sqlite"), ("spider/dev_gold.sql", "sqlite"),
+                         ("bird_minidev/mini_dev_sqlite_gold.sql", "sqlite"),
+                         ("bird_minidev/mini_dev_postgresql_gold.sql", "postgres"),
+                         ("bird_minidev/mini_dev_mysql_gold.sql", "mysql")]:
+        gold += [(line.rsplit("\t", 1)[0], dialect) for line in shared(rel).read_text().splitlines() if line.strip()]
+    assert len(gold) > 10_000
+    differ = [(sql, d) for sql, d in gold if query_orders.__wrapped__(sql, d) != _orders_by_parse(sql, d)]
+    assert differ == []
 
 
 def test_float_tolerance_and_types():
