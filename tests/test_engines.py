@@ -95,6 +95,33 @@ def test_candidate_is_fetched_to_one_row_past_its_gold(engine, open_test_engine)
     assert sets.run([{"id": "4", "db_id": "retail_shop", "sql": cross, "gold_sql": gold}])[0]["row_count"] == n * n
 
 
+def test_sqlite_holds_its_shared_lock_so_results_stay_exact(tmp_path):
+    """The SQLite engine keeps its shared lock between statements (no per-statement lock and
+    change check): a writer elsewhere is refused while the engine is open, so the engine
+    never reads a file that changed under its page cache; once it closes, the writer goes on."""
+    from exesql_ray.engines.sqlite import SQLiteEngine
+
+    (tmp_path / "d").mkdir()
+    path = tmp_path / "d" / "d.sqlite"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE t (a INTEGER)")
+        con.execute("INSERT INTO t VALUES (1)")
+    eng = SQLiteEngine(tmp_path)
+    assert eng.execute("d", "SELECT sum(a) FROM t").rows == [(1,)]
+    writer = sqlite3.connect(path, timeout=0.1)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        with writer:
+            writer.execute("INSERT INTO t VALUES (2)")
+    assert eng.execute("d", "SELECT sum(a) FROM t").rows == [(1,)]
+    eng.close()
+    with writer:
+        writer.execute("INSERT INTO t VALUES (2)")
+    writer.close()
+    eng = SQLiteEngine(tmp_path)
+    assert eng.execute("d", "SELECT sum(a) FROM t").rows == [(3,)]
+    eng.close()
+
+
 def test_infra_error_is_retried_not_a_verdict(open_test_engine, db_servers):
     eng = open_test_engine("postgres")
     assert eng.execute("retail_shop", "SELECT 1").status == "ok"

@@ -129,6 +129,8 @@ _TRAILING = re.compile(r"(?:;(?:\s|--[^\n]*|/\*.*?\*/)*)+$", re.S)
 def strip_trailing_semicolons(sql: str) -> str:
     """`SELECT 1; -- done` → `SELECT 1`: the guard allows trailing `;` (and comments after
     them); an engine that wraps the query needs them gone."""
+    if ";" not in sql:
+        return sql.strip()
     return _TRAILING.sub("", sql.strip()).rstrip()
 
 
