@@ -26,6 +26,17 @@ def test_values_normalised_across_engines():
     assert norm([(dt.date(2020, 2, 1),)]) == [("2020-02-01",)]
 
 
+def test_result_hash_is_the_multiset_and_the_same_in_every_process():
+    rows = [(2, "b"), (1, None), (2, "b")]
+    assert result_hash(rows) == result_hash([(1, None), (2, "b"), (2, "b")])  # order-free
+    assert result_hash(rows) != result_hash([(1, None), (2, "b")])  # counts matter
+    assert result_hash([("ab", "c")]) != result_hash([("a", "bc")])  # rows do not run together
+    assert result_hash(norm(((1, "x"),))) == result_hash([(1, "x")])  # a driver's tuple of tuples
+    # A fixed digest: records written by other processes (actors, resumed runs) compare with
+    # these, so the serialisation must not depend on the process (marshal format 2 does not).
+    assert result_hash([(1, "a", 2.5, None)]) == "ddced44ed972266a33b07cd7"
+
+
 def test_bag_vs_set_and_order():
     gold = [(1,), (1,), (2,)]
     assert results_match(gold, [(2,), (1,), (1,)])

@@ -260,24 +260,30 @@ _PLAIN = frozenset({int, str, float, type(None)})
 
 def normalize_rows(rows) -> list[tuple]:
     if _PLAIN.issuperset(map(type, chain.from_iterable(rows))):  # the common case: one pass in C
-        if type(rows) is list and set(map(type, rows)) <= {tuple}:
-            return rows
+        if set(map(type, rows)) <= {tuple}:
+            return rows if type(rows) is list else list(rows)  # MySQLdb returns a tuple of tuples
         return [r if type(r) is tuple else tuple(r) for r in rows]
     return [tuple(normalize_value(x) for x in r) for r in rows]
+
+
+_dumps = marshal.dumps
 
 
 def result_hash(rows: list[tuple]) -> str:
     """Order-insensitive hash of a normalised result (the multiset of rows, exact values).
     Equal hashes mean equal results; the comparator, with its float tolerance, decides a
-    match between results that hash differently. Rows sort as tuples when their values
-    compare, and marshal serialises them in C: format version 2, which is canonical (no
-    back-references by object identity, no interning flags; those came with version 3), so
-    every process hashes equal results alike. Rows that do not compare sort by their repr."""
+    match between results that hash differently. Each row is serialised by marshal in C,
+    format version 2, which is canonical (no back-references by object identity, no
+    interning flags; those came with version 3) and self-delimiting, so the sorted
+    serialisations, joined, are the multiset. Sorting bytes rather than the row tuples is
+    ~2x faster on large results (memcmp, not Python comparisons) and never meets None beside
+    a value. A value marshal cannot write falls back to repr."""
     try:
-        data = marshal.dumps(sorted(rows), 2)
-    except (TypeError, ValueError):  # None beside a value in one column, or mixed types
-        data = "\x1e".join(sorted(map(repr, rows))).encode("utf-8", "surrogatepass")
-    h = hashlib.blake2b(data, digest_size=12)
+        parts = [_dumps(r, 2) for r in rows]
+    except ValueError:
+        parts = [repr(r).encode("utf-8", "surrogatepass") + b"\x1e" for r in rows]
+    parts.sort()
+    h = hashlib.blake2b(b"".join(parts), digest_size=12)
     h.update(str(len(rows)).encode())
     return h.hexdigest()
 
