@@ -102,25 +102,29 @@ def guard(sql: str, dialect: str, denied_functions: frozenset[str] = frozenset()
 _FORBIDDEN_WORDS = ("insert", "update", "delete", "merge", "into", "create", "drop", "alter", "grant",
                     "attach", "detach", "pragma", "copy", "commit", "rollback", "use", "load", "install")
 _START = re.compile(r"\s*(?:select|with|values)\b|\s*\(", re.I)
-_WORD_RX: dict[frozenset[str], tuple[tuple[str, ...], re.Pattern]] = {}
+# (words as bytes, the same words as a regex) per set of denied functions
+_WORD_SETS: dict[frozenset[str], tuple[frozenset[bytes], re.Pattern]] = {}
+# ASCII text → its words: A-Z folded to a-z, [a-z0-9_] kept, every other byte a space. The
+# words of the text are then `split()`, all in C (regex \b semantics, for ASCII).
+_WORD_BYTES = bytes(c + 32 if 65 <= c <= 90 else c if 48 <= c <= 57 or 97 <= c <= 122 or c == 95 else 32
+                    for c in range(256))
 
 
 def _fast_accept(sql: str, denied: frozenset[str]) -> bool:
-    rx = _WORD_RX.get(denied)
-    if rx is None:
-        words = tuple(sorted(set(_FORBIDDEN_WORDS) | {d.lower() for d in denied}))
-        rx = _WORD_RX[denied] = (words, re.compile(r"\b(?:" + "|".join(map(re.escape, words)) + r")\b"))
+    sets = _WORD_SETS.get(denied)
+    if sets is None:
+        words = sorted(set(_FORBIDDEN_WORDS) | {d.lower() for d in denied})
+        assert all(re.fullmatch(r"[a-z0-9_]+", w) for w in words), words
+        sets = _WORD_SETS[denied] = (frozenset(w.encode() for w in words),
+                                     re.compile(r"\b(?:" + "|".join(words) + r")\b"))
     s = sql.rstrip()
     while s.endswith(";"):
         s = s[:-1].rstrip()
     if not s or ";" in s or "\x00" in s or _START.match(s) is None:
         return False
-    low = s.lower()  # lower() then case-sensitive searches: 3x faster than re.I
-    words, word_rx = rx
-    for w in words:  # substring tests first (C speed); the word regex only when one is present
-        if w in low:
-            return word_rx.search(low) is None
-    return True
+    if s.isascii():  # translate + split + a set test: ~1 µs, half of 25 substring tests
+        return sets[0].isdisjoint(s.encode().translate(_WORD_BYTES).split())
+    return sets[1].search(s.lower()) is None
 
 
 _TRAILING = re.compile(r"(?:;(?:\s|--[^\n]*|/\*.*?\*/)*)+$", re.S)

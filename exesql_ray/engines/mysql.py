@@ -103,7 +103,6 @@ class MySQLEngine(Engine):
         cur.execute(f"SET SESSION sql_select_limit = {self.limits.max_rows + 1}")
         cur.close()
         conn._exesql_db = None
-        conn._exesql_cursor = conn.cursor()
         return conn
 
     def _acquire(self):
@@ -163,14 +162,16 @@ class MySQLEngine(Engine):
             if conn._exesql_db != db:
                 conn.select_db(db)
                 conn._exesql_db = db
-            cur = conn._exesql_cursor  # one per connection: a cursor object per query costs ~3 µs
             if cap < self.limits.max_rows and self.flavor == "mariadb":
                 # a smaller cap for this statement only (the executor's gold + 1)
                 sql = f"SET STATEMENT sql_select_limit = {int(cap) + 1} FOR {strip_trailing_semicolons(sql)}"
-            cur.execute(sql)
+            # The driver's C layer, not a cursor: the cursor's Python around the same calls
+            # (draining further result sets, description, rowcount, none of which we use)
+            # costs 7-20 µs a query. Values are converted alike (the connection's converters).
+            conn.query(sql)
             fetching = True
-            rows = cur.fetchall()
-            return rows
+            result = conn.store_result()  # whole, but within sql_select_limit (cap + 1)
+            return result.fetch_row(0) if result is not None else ()
         except MySQLdb.OperationalError as e:
             code = e.args[0] if e.args else 0
             if code in _TIMEOUT_CODES:
