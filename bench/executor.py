@@ -81,10 +81,6 @@ def raw_sqlite(queries, roots, exclusive: bool = False):
         c.close()
 
 
-def raw_sqlite_exclusive(queries, roots):
-    raw_sqlite(queries, roots, exclusive=True)
-
-
 def raw_duckdb(queries, _):
     import duckdb
 
@@ -304,7 +300,7 @@ def main() -> None:
             for _ in range(GUARD_PAIRS):  # short loops: more pairs, so both minima settle
                 best["raw"] = min(best["raw"], timed(RAW[name], runnable, roots))
                 if name == "sqlite":
-                    best["raw_same_lock"] = min(best["raw_same_lock"], timed(raw_sqlite_exclusive, runnable, roots))
+                    best["raw_same_lock"] = min(best["raw_same_lock"], timed(raw_sqlite, runnable, roots, True))
                 clear_memos()
                 best["guarded"] = min(best["guarded"], timed(guarded_loop, engine, runnable))
             best["raw8"] = min(best["raw8"], timed(RAW[name], raw_workload, roots))

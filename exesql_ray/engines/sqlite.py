@@ -83,8 +83,8 @@ class SQLiteEngine(Engine):
                 raise LookupError(f"unknown db_id {db_id!r}")
             con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
             # Take the shared lock once and keep it, instead of locking, checking the file's
-            # change counter and unlocking around every statement: ~15% of a Spider query
-            # (bench/executor.py prints both). The file cannot change under a held shared
+            # change counter and unlocking around every statement: the raw loop runs 1.10x
+            # faster with it on Spider dev (bench/executor.py prints both). The file cannot change under a held shared
             # lock, so results stay exact; a writer elsewhere waits until this engine closes.
             con.execute("PRAGMA locking_mode=EXCLUSIVE")
             con.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
