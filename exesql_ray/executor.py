@@ -32,6 +32,11 @@ class ExecutionCache:
         self.hits = self.misses = 0
         self._lock = threading.Lock()
 
+    def count_hit(self) -> None:
+        """A hit served otherwise than by `get` (the same SQL twice in one stream of jobs)."""
+        with self._lock:
+            self.hits += 1
+
     def get(self, key):
         with self._lock:
             ex = self._d.get(key)
@@ -105,6 +110,13 @@ class Executor:
     def refresh_dbs(self) -> None:
         self._known_dbs = {self.engine.db_name(d) for d in self.engine.db_ids()}
 
+    def _usable(self, hit: Execution | None, cap: int | None) -> bool:
+        """A cached execution serves a call that wants `cap` rows (None: max_rows) unless it was
+        cut off below that."""
+        top = self.engine.limits.max_rows
+        want = top if cap is None else min(cap, top)
+        return hit is not None and not (hit.truncated and want > hit.row_count)
+
     def _execute(self, db_id: str, sql: str, cap: int | None = None) -> tuple[Execution, object, bool]:
         """(execution, its cache key or None, served from the cache). `cap`: rows wanted at
         most (None: max_rows); a cached result cut off below what is wanted runs again."""
@@ -112,7 +124,7 @@ class Executor:
             return self.engine.execute(db_id, sql, cap), None, False
         ck = (db_id, cache_key(sql, self.engine.dialect))
         hit = self.cache.get(ck)
-        if hit is not None and not (hit.truncated and (cap is None or cap > hit.row_count)):
+        if self._usable(hit, cap):
             return hit, ck, True
         ex = self.engine.execute(db_id, sql, cap)
         self.cache.put(ck, ex, replace=hit is not None)
@@ -148,6 +160,11 @@ class Executor:
         return query_orders(gold_sql, self.engine.dialect)
 
     def run_row(self, row: dict) -> dict:
+        return self.run([row])[0]
+
+    def _check(self, row: dict) -> tuple[dict, str | None]:
+        """(the row's record, its gold SQL); the record is already `rejected` if the row is
+        malformed (then the gold is None)."""
         rid, sql, db_id, gold_sql = row.get("id"), row.get("sql"), row.get("db_id"), row.get("gold_sql")
         if not (type(rid) is str and type(sql) is str and type(db_id) is str
                 and (gold_sql is None or type(gold_sql) is str)):  # the common case skips _text
@@ -155,26 +172,62 @@ class Executor:
                 rid, sql, db_id, gold_sql = _text(rid), _text(sql), _text(db_id), _text(gold_sql)
             except UnicodeDecodeError as e:
                 out = _record(None if rid is None else str(rid), row.get("db_id"), None)
-                return self._rejected(out, f"text is not UTF-8 (byte {e.start})")
+                return self._rejected(out, f"text is not UTF-8 (byte {e.start})"), None
         out = _record(rid, db_id, sql)
         if row.get("_error"):
-            return self._rejected(out, row["_error"])
+            return self._rejected(out, row["_error"]), None
         if rid is None or rid == "":
-            return self._rejected(out, "missing id")
+            return self._rejected(out, "missing id"), None
         if sql is None or not sql.strip():
-            return self._rejected(out, "missing sql")
+            return self._rejected(out, "missing sql"), None
         if db_id is None or db_id == "":
-            return self._rejected(out, "missing db_id")
+            return self._rejected(out, "missing db_id"), None
         if self.engine.db_name(db_id) not in self._known_dbs:
-            return self._rejected(out, f"unknown db_id {db_id!r} for engine {self.engine.name}")
-        gold = gold_key = cap = None
-        if gold_sql:
-            gold, gold_key, _ = self._execute(db_id, gold_sql)
-            if gold.status == "ok" and not gold.truncated and self.compare.rows == "bag" and self.engine.early_cap:
-                # more rows than the gold cannot match a multiset: fetch one more at most
-                # (a candidate that drops its WHERE stops after gold + 1 rows, not after the join)
-                cap = gold.row_count + 1
-        ex, key, cached = self._execute(db_id, sql, cap)
+            return self._rejected(out, f"unknown db_id {db_id!r} for engine {self.engine.name}"), None
+        return out, gold_sql or None
+
+    def _run_chunk(self, rows: list[dict], progress) -> list[dict]:
+        """Records for a few hundred rows, in two passes, each one stream of jobs through
+        `engine.execute_many` (which a server engine pipelines): first every gold not cached,
+        then every candidate, capped by its gold. A SQL text that recurs in the chunk is one
+        job (its widest cap) when the cache is on, as the cache would have served it."""
+        checked = [self._check(r) for r in rows]
+        golds = _Jobs(self)
+        gold_refs = [golds.add(out["db_id"], gold, None) if gold is not None and out["status"] is None else None
+                     for out, gold in checked]
+        golds.run_all()
+        cands = _Jobs(self)
+        plans = []
+        for (out, gold_sql), gref in zip(checked, gold_refs):
+            if out["status"] is not None:  # rejected
+                plans.append(None)
+                continue
+            gold = cap = None
+            if gref is not None:
+                gold = golds.result(gref)
+                if gold.status == "ok" and not gold.truncated and self.compare.rows == "bag" and self.engine.early_cap:
+                    # more rows than the gold cannot match a multiset: fetch one more at most
+                    # (a candidate that drops its WHERE stops after gold + 1 rows, not after the join)
+                    cap = gold.row_count + 1
+            plans.append((gold, gref, cands.add(out["db_id"], out["sql"], cap)))
+        records = []
+        keep = self.cache is not None  # else each job serves one row: drop its rows once used
+        for (out, gold_sql), plan in zip(checked, plans):
+            if plan is not None:
+                gold, gref, cref = plan
+                ex = cands.result(cref)  # pulls the candidates' stream up to this one
+                self._fill(out, ex, cref[2], gold, gref and gref[1], cref[1], gold_sql)
+                if not keep:
+                    cands.drop(cref)
+                    if gref is not None:
+                        golds.drop(gref)
+            records.append(out)
+            if progress:
+                progress(1)
+        self._count(records)
+        return records
+
+    def _fill(self, out: dict, ex: Execution, cached: bool, gold: Execution | None, gold_key, key, gold_sql) -> None:
         out["status"], out["error_class"], out["error"] = ex.status, ex.error_class, ex.error
         out["elapsed_ms"], out["row_count"], out["truncated"] = round(ex.elapsed_ms, 3), ex.row_count, ex.truncated
         out["result_hash"], out["cached"] = ex.result_hash, cached
@@ -184,37 +237,104 @@ class Executor:
                 out["match"] = self._match(gold, gold_key, ex, key, gold_sql)
             elif gold.status == "ok":
                 out["match"] = False
-        self._count(out)
-        return out
 
     def _rejected(self, out: dict, why: str) -> dict:
         out.update(status="rejected", error_class="input", error=why)
-        self._count(out)
         return out
 
-    def _count(self, out: dict) -> None:
+    def _count(self, records: list[dict]) -> None:
+        """Fold a chunk's records into the stats (once per chunk: one lock, counts in C)."""
+        statuses = Counter(r["status"] for r in records)
+        classes = Counter(r["error_class"] for r in records if r["error_class"])
         with self._lock:
-            self.stats.executions += 1
-            self.stats.by_status[out["status"]] += 1
-            if out["error_class"]:
-                self.stats.by_error_class[out["error_class"]] += 1
+            self.stats.executions += len(records)
+            self.stats.by_status.update(statuses)
+            self.stats.by_error_class.update(classes)
             if self.cache is not None:
                 self.stats.cache_hits, self.stats.cache_misses = self.cache.hits, self.cache.misses
 
     def run(self, rows, progress=None) -> list[dict]:
-        """Records in input order, one per row."""
+        """Records in input order, one per row. Rows go in chunks (bounding the results held
+        at once); with `workers` > 1, chunks run on that many threads, each its own stream."""
         rows = list(rows)
-        if self.workers == 1 or len(rows) < 2:
-            out = []
-            for r in rows:
-                out.append(self.run_row(r))
-                if progress:
-                    progress(1)
-            return out
+        chunks = [rows[i:i + CHUNK_ROWS] for i in range(0, len(rows), CHUNK_ROWS)]
+        if self.workers == 1 or len(chunks) < 2:
+            return [rec for chunk in chunks for rec in self._run_chunk(chunk, progress)]
+        chunks = [rows[i:i + THREAD_CHUNK_ROWS] for i in range(0, len(rows), THREAD_CHUNK_ROWS)]
         with ThreadPoolExecutor(self.workers, thread_name_prefix=f"exec-{self.engine.name}") as pool:
             results = []
-            for rec in pool.map(self.run_row, rows):
-                results.append(rec)
+            for recs in pool.map(lambda c: self._run_chunk(c, None), chunks):
+                results.extend(recs)
                 if progress:
-                    progress(1)
+                    progress(len(recs))
             return results
+
+
+CHUNK_ROWS = 256  # per stream of jobs: a few hundred results held at once, at most
+THREAD_CHUNK_ROWS = 32  # with several threads: small chunks, so that slow ones spread out
+
+
+class _Jobs:
+    """The executions one pass of a chunk needs, as jobs for `engine.execute_many`.
+
+    `add` returns a reference (job index or a cached Execution, cache key, served from the
+    cache). With the cache on, a SQL text already cached is not a job, and one that recurs
+    in the pass is one job, widened to the largest cap asked for; the hit counts are those
+    the row-by-row order would have given. With the cache off, every reference is a job of
+    its own."""
+
+    def __init__(self, executor: Executor):
+        self.x = executor
+        self.jobs: list[list] = []  # [db_id, sql, cap, cache key, replace in cache]
+        self.by_key: dict = {}
+        self.results: list[Execution | None] = []
+        self._stream = None
+
+    def add(self, db_id: str, sql: str, cap: int | None):
+        x = self.x
+        if x.cache is None:
+            self.jobs.append([db_id, sql, cap, None, False])
+            return len(self.jobs) - 1, None, False
+        ck = (db_id, cache_key(sql, x.engine.dialect))
+        i = self.by_key.get(ck)
+        if i is not None:
+            job = self.jobs[i]
+            job[2] = None if job[2] is None or cap is None else max(job[2], cap)
+            x.cache.count_hit()
+            return i, ck, True
+        hit = x.cache.get(ck)
+        if x._usable(hit, cap):
+            return hit, ck, True
+        self.jobs.append([db_id, sql, cap, ck, hit is not None])
+        i = self.by_key[ck] = len(self.jobs) - 1
+        return i, ck, False
+
+    def result(self, ref) -> Execution:
+        what = ref[0]
+        if what.__class__ is not int:
+            return what  # a cached Execution
+        if what >= len(self.results):
+            self._pull(what)
+        return self.results[what]
+
+    def _pull(self, upto: int) -> None:
+        if self._stream is None:
+            self._stream = self.x.engine.execute_many((j[0], j[1], j[2]) for j in self.jobs)
+        cache, results, jobs = self.x.cache, self.results, self.jobs
+        while len(results) <= upto:
+            ex = next(self._stream)
+            job = jobs[len(results)]
+            if job[3] is not None:
+                cache.put(job[3], ex, replace=job[4])
+            results.append(ex)
+        if len(results) == len(jobs):
+            self._stream.close()  # the engine gives its connection back now, not at garbage collection
+
+    def run_all(self) -> None:
+        if self.jobs:
+            self._pull(len(self.jobs) - 1)
+
+    def drop(self, ref) -> None:
+        """Forget a job's rows (cache off: no other row of the chunk needs them)."""
+        if ref[0].__class__ is int:
+            self.results[ref[0]] = None

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT, run_cli, shared
 from exesql_ray.compare import CompareOptions, results_match
-from exesql_ray.engines.base import normalize_rows
+from exesql_ray.engines.base import cache_key, normalize_rows
 from exesql_ray.errors import UserError
 from exesql_ray.executor import Executor
 
@@ -228,3 +228,131 @@ def test_postgres_row_cap_forms():
                 "SELECT a FROM t WHERE c = 'limit 5'"):
         assert capped(sql, 100).startswith("SELECT * FROM ("), sql
         assert capped(sql, 100).endswith(") AS exesql_capped LIMIT 100"), sql
+
+
+# Jobs of every kind a stream meets: rows, errors, refusals, a timeout, DB switches, caps.
+STREAM = [
+    ("retail_shop", "SELECT count(*) FROM orders", None),
+    ("retail_shop", "SELECT no_such_column FROM products", None),
+    ("retail_shop", "SELECT customer_id, name FROM customers ORDER BY customer_id", None),
+    ("retail_shop", "DROP TABLE customers", None),
+    ("school_records", "SELECT avg(grade), count(*) FROM enrollments", None),
+    ("retail_shop", "SELECT T1.product_id FROM products AS T1, products AS T2", 3),
+    ("retail_shop", "SELEC name FROM products", None),
+    ("flight_network", "SELECT departure, price FROM flights WHERE flight_id < 5 ORDER BY flight_id", None),
+    ("retail_shop", "SELECT a.order_id FROM order_items a, order_items b, order_items c", None),
+    ("retail_shop", "SELECT SLEEP(5)", None),
+    ("retail_shop", "SELECT * FROM no_such_table", None),
+    ("retail_shop", "SELECT name FROM products WHERE product_id = 1;", None),
+]
+
+
+def _verdicts(executions):
+    return [(e.status, e.error_class, e.row_count, e.truncated, e.result_hash) for e in executions]
+
+
+def test_mysql_pipelined_stream_agrees_with_one_at_a_time(open_test_engine):
+    """`execute_many` sends each query before the last is finished with: the verdicts are the
+    ones `execute` gives, job by job, in order (the timeout included)."""
+    eng = open_test_engine("mysql", timeout_s=1.0, max_rows=500)
+    one_by_one = [eng.execute(db, sql, cap) for db, sql, cap in STREAM]
+    t0 = time.monotonic()
+    streamed = list(eng.execute_many(STREAM))
+    assert time.monotonic() - t0 < 1.0 + 2.0  # one timeout, not more
+    assert _verdicts(streamed) == _verdicts(one_by_one)
+    assert [e.status for e in streamed].count("timeout") + [e.rows for e in streamed].count([(1,)]) >= 1
+    assert streamed[5].truncated and streamed[5].row_count == 3
+    assert streamed[8].truncated and streamed[8].row_count == 500
+    assert streamed[3].status == "rejected" and streamed[6].error_class == "syntax"
+    assert eng.execute("retail_shop", "SELECT count(*) FROM customers").rows == [(40,)]
+
+
+def test_mysql_stream_retries_a_lost_connection_and_survives_an_abandoned_stream(open_test_engine, db_servers):
+    import MySQLdb
+
+    from exesql_ray.engines.mysql import parse_mysql_dsn
+
+    eng = open_test_engine("mysql")
+    jobs = [("retail_shop", "SELECT 1", None), ("retail_shop", "SELECT SLEEP(0.5), count(*) FROM customers", None),
+            ("retail_shop", "SELECT count(*) FROM orders", None)]
+    stream = eng.execute_many(jobs)
+    assert next(stream).rows == [(1,)]  # the sleep is in flight now
+    admin = MySQLdb.connect(**parse_mysql_dsn(db_servers["EXESQL_MYSQL_ADMIN_DSN"]), autocommit=True)
+    cur = admin.cursor()
+    cur.execute("SELECT id FROM information_schema.processlist WHERE user = 'exesql_reader'")
+    ids = [r[0] for r in cur.fetchall()]
+    assert ids
+    for i in ids:
+        try:
+            cur.execute(f"KILL CONNECTION {int(i)}")
+        except MySQLdb.Error:
+            pass
+    admin.close()
+    rest = list(stream)
+    assert [e.status for e in rest] == ["ok", "ok"], rest  # retried on a new connection: no verdict lost
+    assert rest[0].rows[0][1] == 40
+    # a stream dropped with a query in flight: that connection is not reused
+    stream = eng.execute_many(jobs)
+    next(stream)
+    stream.close()
+    assert [e.status for e in eng.execute_many(jobs)] == ["ok", "ok", "ok"]
+
+
+def test_postgres_stream_holds_one_connection_and_retries_a_lost_one(open_test_engine, db_servers):
+    eng = open_test_engine("postgres")
+    one_by_one = [eng.execute(db, sql, cap) for db, sql, cap in STREAM if "SLEEP" not in sql]
+    assert _verdicts(eng.execute_many([j for j in STREAM if "SLEEP" not in j[1]])) == _verdicts(one_by_one)
+    jobs = [("retail_shop", "SELECT 1", None), ("retail_shop", "SELECT count(*) FROM customers", None)]
+    stream = eng.execute_many(jobs)
+    assert next(stream).rows == [(1,)]
+    with psycopg.connect(db_servers["EXESQL_PG_ADMIN_DSN"], autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE usename = 'exesql_reader' AND pid <> pg_backend_pid()")
+    assert [e.rows for e in stream] == [[(40,)]]  # the held connection died: retried, no verdict lost
+    assert eng.execute("retail_shop", "SELECT 2").rows == [(2,)]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb", "postgres", "mysql"])
+def test_batch_records_agree_with_row_by_row(engine, open_test_engine):
+    """A batch runs as two streams (golds, then candidates capped by their golds), with the
+    same SQL in a batch run once: its records are the ones row-by-row execution gives."""
+    eng = open_test_engine(engine)
+    golds = ["SELECT count(*) FROM orders", "SELECT name FROM products WHERE product_id < 4",
+             "SELECT customer_id FROM orders ORDER BY order_id LIMIT 5", "SELECT nope FROM orders"]
+    wrong = ["SELECT count(*) FROM order_items", "SELECT name FROM products", "select NAME from products where product_id < 4",
+             "SELECT customer_id FROM orders ORDER BY order_id DESC LIMIT 5", "DROP TABLE orders",
+             "SELECT T1.name FROM products AS T1, products AS T2", "SELEC 1"]
+    rows = []
+    for q, gold in enumerate(golds):
+        for k in range(8):
+            sql = gold if k % 3 == 0 else wrong[(q + k) % len(wrong)]
+            rows.append({"id": f"{q}-{k}", "db_id": "retail_shop", "sql": sql, "gold_sql": gold})
+    rows += [{"id": "bad", "db_id": "no_such_db", "sql": "SELECT 1"}, {"id": "nogold", "db_id": "retail_shop",
+             "sql": "SELECT T1.name FROM products AS T1, products AS T2"}]
+    fields = ("id", "status", "error_class", "match", "gold_status", "row_count", "truncated", "result_hash", "cached")
+
+    def agree(got, expected, check_cached):
+        """Equal records; except that a SQL text met under several caps runs once, at the widest
+        (row by row, it runs again when a wider cap is asked for): where such a text was cut
+        off, its records agree on the verdict and have at least as many rows."""
+        assert len(got) == len(expected)
+        cut = {cache_key(r["sql"], eng.dialect) for r in got + expected if r["truncated"]}
+        for g, e in zip(got, expected):
+            n = len(fields) if check_cached else len(fields) - 1
+            if e["sql"] and cache_key(e["sql"], eng.dialect) in cut:
+                assert [g[f] for f in fields[:5]] == [e[f] for f in fields[:5]], (g, e)
+                assert g["row_count"] >= e["row_count"], (g, e)
+            else:
+                assert [g[f] for f in fields[:n]] == [e[f] for f in fields[:n]], (g, e)
+
+    for cache in (True, False):
+        ref = Executor(eng, cache=cache)
+        expected = [ref.run_row(r) for r in rows]
+        for workers in (1, 3):
+            ex = Executor(eng, cache=cache, workers=workers)
+            got = ex.run(rows)
+            # threads race for the first run of a SQL text: `cached` may differ there
+            agree(got, expected, check_cached=workers == 1)
+            assert (ex.cache is None) == (not cache)
+    assert sum(r["match"] is True for r in got) >= 8
+    assert sum(r["match"] is False for r in got) >= 8

@@ -134,7 +134,13 @@ def test_hostile_sql(engine, open_test_engine, test_config):
         ok = ex.run_row({"id": "probe", "db_id": DB, "sql": "SELECT count(*) FROM customers"})
         assert ok["status"] == "ok" and ok["row_count"] == 1, (row["sql"], ok)
     assert len(records) == len(rows) and [r["id"] for r in records] == [r["id"] for r in rows]
-    by_sql = {r["sql"]: r for r in records}
+    check_verdicts(engine, {r["sql"]: r for r in records})
+    assert rss_mb() - rss0 < 400, "client memory grew by more than 400 MB"
+    assert checksums(engine, test_config, DB) == before
+    assert not any(Path("/tmp").glob("exesql_pwned*"))
+
+
+def check_verdicts(engine: str, by_sql: dict) -> None:
     for sql, rec in by_sql.items():
         if rec["status"] == "ok":
             # only reads may succeed: the 10^7-row result (capped), sleeps/locks that the
@@ -157,9 +163,28 @@ def test_hostile_sql(engine, open_test_engine, test_config):
     if engine == "mysql":
         assert by_sql["SELECT SLEEP(5)"]["status"] in ("timeout", "ok")  # MariaDB's SLEEP returns 1 when killed
         assert by_sql["SELECT LOAD_FILE('/etc/passwd')"]["status"] == "rejected"
-    assert rss_mb() - rss0 < 400, "client memory grew by more than 400 MB"
+
+
+@pytest.mark.parametrize("engine", ["postgres", "mysql"])
+def test_hostile_sql_as_one_batch(engine, open_test_engine, test_config):
+    """The same suite as one batch, through the engines' own streams: MySQL's pipelines it (the
+    next query is sent while the last one's rows are still being handled), PostgreSQL's holds
+    one connection throughout. The verdicts hold as they do one query at a time."""
+    eng = open_test_engine(engine, timeout_s=TIMEOUT, max_rows=1000)
+    ex = Executor(eng, cache=False)
+    before = checksums(engine, test_config, DB)
+    hostile = COMMON + PER_ENGINE[engine]
+    rows = [{"id": f"h{i}", "db_id": DB, "sql": s} for i, s in enumerate(hostile)]
+    rows.append({"id": "probe", "db_id": DB, "sql": "SELECT count(*) FROM customers"})
+    t0 = time.monotonic()
+    records = ex.run(rows)
+    wall = time.monotonic() - t0
+    assert [r["id"] for r in records] == [r["id"] for r in rows]
+    slow = sum(r["status"] == "timeout" or r["elapsed_ms"] > 1000 for r in records)
+    assert wall <= slow * (TIMEOUT + 1.0) + 3.0, (wall, slow)
+    check_verdicts(engine, {r["sql"]: r for r in records[:-1]})
+    assert records[-1]["status"] == "ok" and records[-1]["row_count"] == 1
     assert checksums(engine, test_config, DB) == before
-    assert not any(Path("/tmp").glob("exesql_pwned*"))
 
 
 def test_one_record_per_input_with_threads(open_test_engine):

@@ -28,7 +28,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterable, Iterator
 
 from sqlglot.errors import TokenError
 from sqlglot.tokens import TokenType
@@ -397,40 +397,62 @@ class Engine(ABC):
 
     def execute(self, db_id: str, sql: str, cap: int | None = None) -> Execution:
         """One record, whatever happens; at most `cap` rows (default and ceiling: max_rows)."""
-        cap = self.limits.max_rows if cap is None else min(cap, self.limits.max_rows)
-        t0 = time.perf_counter()
-        refusal = guard(sql, self.dialect, self.denied_functions)
+        cap = self._cap(cap)
+        refusal = self._refusal(sql)
         if refusal is not None:
-            elapsed = (time.perf_counter() - t0) * 1e3
-            if refusal.startswith(SYNTAX_PREFIX):
-                return Execution("error", error_class="syntax", error=refusal[len(SYNTAX_PREFIX):], elapsed_ms=elapsed)
-            return Execution("rejected", error_class="permission", error=refusal, elapsed_ms=elapsed)
+            return refusal
         attempt = 0
         while True:
             t0 = time.perf_counter()
             try:
-                raw = self._run(db_id, sql, cap)
-                truncated = len(raw) > cap
-                rows = normalize_rows(raw[:cap] if truncated else raw)
-                return Execution("ok", elapsed_ms=(time.perf_counter() - t0) * 1e3, row_count=len(rows),
-                                 truncated=truncated, result_hash=result_hash(rows), rows=rows)
-            except QueryTimeout:
-                return Execution("timeout", error_class="resource",
-                                 error=f"exceeded {self.limits.timeout_s:g}s",
-                                 elapsed_ms=(time.perf_counter() - t0) * 1e3)
+                return self._finish(self._run(db_id, sql, cap), cap, t0)
             except InfraError as e:
                 attempt += 1
                 if attempt > self.limits.retries:
                     return Execution("infra_error", error=str(e)[:500], elapsed_ms=(time.perf_counter() - t0) * 1e3)
                 self.reset()
                 time.sleep(self.limits.backoff_s * 2 ** (attempt - 1))
-            except Exception as e:  # the driver's verdict on the SQL
-                text = self._error_text(e)
-                if self._is_rejection(e):
-                    return Execution("rejected", error_class="permission", error=text[:500],
-                                     elapsed_ms=(time.perf_counter() - t0) * 1e3)
-                return Execution("error", error_class=self.classify(text), error=text[:500],
-                                 elapsed_ms=(time.perf_counter() - t0) * 1e3)
+            except Exception as e:
+                return self._verdict(e, t0)
+
+    def execute_many(self, jobs: Iterable[tuple[str, str, int | None]]) -> Iterator[Execution]:
+        """One Execution per (db_id, sql, cap) job, in order. Engines with a server override
+        this to send the next query before they (and the caller) are done with the last one."""
+        for db_id, sql, cap in jobs:
+            yield self.execute(db_id, sql, cap)
+
+    # -- the parts of `execute`, shared with pipelined `execute_many`
+    def _cap(self, cap: int | None) -> int:
+        return self.limits.max_rows if cap is None else min(cap, self.limits.max_rows)
+
+    def _refusal(self, sql: str) -> Execution | None:
+        """The guard's verdict as an Execution, or None if `sql` may run."""
+        t0 = time.perf_counter()
+        refusal = guard(sql, self.dialect, self.denied_functions)
+        if refusal is None:
+            return None
+        elapsed = (time.perf_counter() - t0) * 1e3
+        if refusal.startswith(SYNTAX_PREFIX):
+            return Execution("error", error_class="syntax", error=refusal[len(SYNTAX_PREFIX):], elapsed_ms=elapsed)
+        return Execution("rejected", error_class="permission", error=refusal, elapsed_ms=elapsed)
+
+    def _finish(self, raw, cap: int, t0: float) -> Execution:
+        """Raw rows (fetched to cap + 1 at most) → the `ok` Execution."""
+        truncated = len(raw) > cap
+        rows = normalize_rows(raw[:cap] if truncated else raw)
+        return Execution("ok", elapsed_ms=(time.perf_counter() - t0) * 1e3, row_count=len(rows),
+                         truncated=truncated, result_hash=result_hash(rows), rows=rows)
+
+    def _verdict(self, exc: BaseException, t0: float) -> Execution:
+        """A failed query's Execution: timeout, the engine's refusal, or a classified error."""
+        elapsed = (time.perf_counter() - t0) * 1e3
+        if isinstance(exc, QueryTimeout):
+            return Execution("timeout", error_class="resource", error=f"exceeded {self.limits.timeout_s:g}s",
+                             elapsed_ms=elapsed)
+        text = self._error_text(exc)
+        if self._is_rejection(exc):
+            return Execution("rejected", error_class="permission", error=text[:500], elapsed_ms=elapsed)
+        return Execution("error", error_class=self.classify(text), error=text[:500], elapsed_ms=elapsed)
 
     def __enter__(self):
         return self

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import MySQLdb
 
-from exesql_ray.engines.base import Engine, InfraError, Limits, QueryTimeout, strip_trailing_semicolons
+from exesql_ray.engines.base import Engine, Execution, InfraError, Limits, QueryTimeout, strip_trailing_semicolons
 from exesql_ray.engines.postgres import hide_password
 from exesql_ray.errors import UserError
 
@@ -154,38 +154,131 @@ class MySQLEngine(Engine):
                 self._release(conn)
         return list(self._dbs)
 
+    def _statement(self, sql: str, cap: int) -> str:
+        if cap < self.limits.max_rows and self.flavor == "mariadb":
+            # a smaller cap for this statement only (the executor's gold + 1)
+            return f"SET STATEMENT sql_select_limit = {int(cap) + 1} FOR {strip_trailing_semicolons(sql)}"
+        return sql
+
+    def _use_db(self, conn, db_id: str) -> None:
+        db = self.db_name(db_id)
+        if conn._exesql_db != db:
+            conn.select_db(db)
+            conn._exesql_db = db
+
+    @staticmethod
+    def _driver_error(e: MySQLdb.OperationalError) -> Exception:
+        """The driver's error as ours: QueryTimeout, InfraError, or itself (a verdict)."""
+        code = e.args[0] if e.args else 0
+        if code in _TIMEOUT_CODES:
+            return QueryTimeout()
+        if code in _INFRA_CODES:
+            return InfraError(f"mysql: {e}")
+        return e
+
     def _run(self, db_id: str, sql: str, cap: int):
         conn = self._acquire()
         broken = fetching = False
         try:
-            db = self.db_name(db_id)
-            if conn._exesql_db != db:
-                conn.select_db(db)
-                conn._exesql_db = db
-            if cap < self.limits.max_rows and self.flavor == "mariadb":
-                # a smaller cap for this statement only (the executor's gold + 1)
-                sql = f"SET STATEMENT sql_select_limit = {int(cap) + 1} FOR {strip_trailing_semicolons(sql)}"
+            self._use_db(conn, db_id)
             # The driver's C layer, not a cursor: the cursor's Python around the same calls
             # (draining further result sets, description, rowcount, none of which we use)
             # costs 7-20 µs a query. Values are converted alike (the connection's converters).
-            conn.query(sql)
+            conn.query(self._statement(sql, cap))
             fetching = True
             result = conn.store_result()  # whole, but within sql_select_limit (cap + 1)
             return result.fetch_row(0) if result is not None else ()
         except MySQLdb.OperationalError as e:
-            code = e.args[0] if e.args else 0
-            if code in _TIMEOUT_CODES:
-                raise QueryTimeout() from e
-            if code in _INFRA_CODES:
-                broken = True
-                raise InfraError(f"mysql: {e}") from e
-            raise
+            ours = self._driver_error(e)
+            broken = isinstance(ours, InfraError) or (fetching and ours is e)
+            if ours is e:
+                raise
+            raise ours from e
         except MySQLdb.Error:
             # An error while rows stream can leave unread packets: do not reuse that connection.
             broken = broken or fetching
             raise
         finally:
             self._release(conn, broken)
+
+    def execute_many(self, jobs):
+        """Pipelined on one connection: the next query is sent as soon as the last one's rows
+        are read, and the last one is normalised and hashed, and handed to the caller, while
+        the server runs the next. The protocol allows one query in flight per connection;
+        what overlaps is our Python with the server's work (~10-20 µs of a ~300 µs Spider
+        query on MariaDB). Anything unusual — a lost connection, an error while sending or
+        while rows stream — goes to `execute` for that job, which retries and classifies.
+        elapsed_ms here runs from sending to having the rows, so it may include some of our
+        own work on the previous query."""
+        conn = None
+        inflight = None  # (db_id, sql, cap, t0) sent on conn and not read yet
+        try:
+            for db_id, sql, cap in jobs:
+                cap = self._cap(cap)
+                ready = []  # Executions due before this job's, in order
+                if inflight is not None:
+                    raw, exc, t0 = self._receive(conn, inflight)
+                    if exc is not None and exc[1]:  # the connection is no longer usable
+                        self._release(conn, broken=True)
+                        conn = None
+                    ready.append((inflight, raw, exc, t0))
+                    inflight = None
+                refusal = self._refusal(sql)
+                mine = refusal
+                if refusal is None:
+                    try:
+                        if conn is None:
+                            conn = self._acquire()
+                        self._use_db(conn, db_id)
+                        t0 = time.perf_counter()
+                        conn.send_query(self._statement(sql, cap))
+                        inflight = (db_id, sql, cap, t0)
+                    except (MySQLdb.Error, InfraError):
+                        if conn is not None:
+                            self._release(conn, broken=True)
+                            conn = None
+                        mine = False  # run it on its own, after the ones before it
+                for job, raw, exc, t0 in ready:
+                    yield self._outcome(job, raw, exc, t0)
+                if mine is False:
+                    yield self.execute(db_id, sql, cap)
+                elif mine is not None:
+                    yield mine
+            if inflight is not None:
+                raw, exc, t0 = self._receive(conn, inflight)
+                if exc is not None and exc[1]:
+                    self._release(conn, broken=True)
+                    conn = None
+                job, inflight = inflight, None
+                yield self._outcome(job, raw, exc, t0)
+        finally:
+            if conn is not None:
+                # a query still in flight (the caller stopped early) leaves unread packets
+                self._release(conn, broken=inflight is not None)
+
+    def _receive(self, conn, job):
+        """(raw rows, None, t0) or (None, (error, connection broken), t0) for the query in flight."""
+        t0 = job[3]
+        try:
+            conn.read_query_result()
+        except MySQLdb.OperationalError as e:
+            ours = self._driver_error(e)
+            return None, (ours, isinstance(ours, InfraError)), t0
+        except MySQLdb.Error as e:
+            return None, (e, False), t0
+        try:
+            result = conn.store_result()
+            return (result.fetch_row(0) if result is not None else ()), None, t0
+        except MySQLdb.Error as e:
+            return None, (self._driver_error(e) if isinstance(e, MySQLdb.OperationalError) else e, True), t0
+
+    def _outcome(self, job, raw, exc, t0) -> Execution:
+        db_id, sql, cap, _ = job
+        if exc is None:
+            return self._finish(raw, cap, t0)
+        if isinstance(exc[0], InfraError):
+            return self.execute(db_id, sql, cap)  # not a verdict: retried with backoff
+        return self._verdict(exc[0], t0)
 
     def _error_text(self, exc) -> str:
         if isinstance(exc, MySQLdb.Error) and len(exc.args) >= 2:

@@ -13,6 +13,7 @@ connection (~2.5 ms per error, and sampled candidates fail often). Session-chang
 from __future__ import annotations
 
 import re
+import time
 
 import psycopg
 import psycopg_pool
@@ -117,22 +118,60 @@ class PostgresEngine(Engine):
     def _run(self, db_id: str, sql: str, cap: int):
         try:
             with self.pool.connection() as conn:
-                schema = self.db_name(db_id)
-                if getattr(conn, "_exesql_schema", None) != schema:
-                    conn.execute(psql.SQL("SET search_path TO {}").format(psql.Identifier(schema)))
-                    conn._exesql_schema = schema  # type: ignore[attr-defined]
-                cur = conn._exesql_cursor
-                cur.execute(capped(sql, cap + 1))
-                rows = cur.fetchall()
-        except psycopg.errors.QueryCanceled as e:
-            raise QueryTimeout() from e
+                return self._run_on(conn, db_id, sql, cap)
         except psycopg_pool.PoolTimeout as e:
             raise InfraError(f"postgres pool: {e}") from e
+
+    def _run_on(self, conn: psycopg.Connection, db_id: str, sql: str, cap: int):
+        try:
+            schema = self.db_name(db_id)
+            if getattr(conn, "_exesql_schema", None) != schema:
+                conn.execute(psql.SQL("SET search_path TO {}").format(psql.Identifier(schema)))
+                conn._exesql_schema = schema  # type: ignore[attr-defined]
+            cur = conn._exesql_cursor
+            cur.execute(capped(sql, cap + 1))
+            return cur.fetchall()
+        except psycopg.errors.QueryCanceled as e:
+            raise QueryTimeout() from e
         except psycopg.OperationalError as e:
             if e.sqlstate is None or e.sqlstate.startswith(("08", "57P")):
                 raise InfraError(f"postgres: {e}") from e
             raise
-        return rows
+
+    def execute_many(self, jobs):
+        """The stream holds one connection from the pool, instead of one checkout per query:
+        the checkout costs ~5 µs in a tight loop but ~30 µs between round trips on Spider dev
+        (measured side by side), a tenth of a query. A lost connection goes back to the pool
+        (which drops it) and its job to `execute`, which retries it."""
+        conn = None
+        try:
+            for db_id, sql, cap in jobs:
+                cap = self._cap(cap)
+                refusal = self._refusal(sql)
+                if refusal is not None:
+                    yield refusal
+                    continue
+                if conn is None:
+                    try:
+                        conn = self.pool.getconn()
+                    except psycopg_pool.PoolTimeout:
+                        yield self.execute(db_id, sql, cap)
+                        continue
+                t0 = time.perf_counter()
+                try:
+                    raw = self._run_on(conn, db_id, sql, cap)
+                except InfraError:
+                    self.pool.putconn(conn)
+                    conn = None
+                    yield self.execute(db_id, sql, cap)
+                    continue
+                except Exception as e:
+                    yield self._verdict(e, t0)
+                    continue
+                yield self._finish(raw, cap, t0)
+        finally:
+            if conn is not None:
+                self.pool.putconn(conn)
 
     def _error_text(self, exc) -> str:
         state = getattr(exc, "sqlstate", None) or ""
