@@ -257,10 +257,10 @@ class Executor:
         """Records in input order, one per row. Rows go in chunks (bounding the results held
         at once); with `workers` > 1, chunks run on that many threads, each its own stream."""
         rows = list(rows)
-        chunks = [rows[i:i + CHUNK_ROWS] for i in range(0, len(rows), CHUNK_ROWS)]
+        size = CHUNK_ROWS if self.workers == 1 else THREAD_CHUNK_ROWS
+        chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
         if self.workers == 1 or len(chunks) < 2:
             return [rec for chunk in chunks for rec in self._run_chunk(chunk, progress)]
-        chunks = [rows[i:i + THREAD_CHUNK_ROWS] for i in range(0, len(rows), THREAD_CHUNK_ROWS)]
         with ThreadPoolExecutor(self.workers, thread_name_prefix=f"exec-{self.engine.name}") as pool:
             results = []
             for recs in pool.map(lambda c: self._run_chunk(c, None), chunks):
