@@ -117,23 +117,12 @@ class Executor:
         want = top if cap is None else min(cap, top)
         return hit is not None and not (hit.truncated and want > hit.row_count)
 
-    def _execute(self, db_id: str, sql: str, cap: int | None = None) -> tuple[Execution, object, bool]:
-        """(execution, its cache key or None, served from the cache). `cap`: rows wanted at
-        most (None: max_rows); a cached result cut off below what is wanted runs again."""
-        if self.cache is None:
-            return self.engine.execute(db_id, sql, cap), None, False
-        ck = (db_id, cache_key(sql, self.engine.dialect))
-        hit = self.cache.get(ck)
-        if self._usable(hit, cap):
-            return hit, ck, True
-        ex = self.engine.execute(db_id, sql, cap)
-        self.cache.put(ck, ex, replace=hit is not None)
-        return ex, ck, False
-
     def execute_sql(self, db_id: str, sql: str) -> Execution:
         """One execution through the cache (a cached one is marked `cached`)."""
-        ex, _, cached = self._execute(db_id, sql)
-        return dataclasses.replace(ex, cached=True) if cached else ex
+        jobs = _Jobs(self)
+        ref = jobs.add(db_id, sql, None)
+        ex = jobs.result(ref)
+        return dataclasses.replace(ex, cached=True) if ref[2] else ex
 
     def _match(self, gold: Execution, gold_key, pred: Execution, pred_key, gold_sql: str) -> bool:
         if gold_key is not None and pred_key is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from itertools import chain
 from urllib.parse import parse_qs, unquote, urlparse
 
 import MySQLdb
@@ -213,67 +214,60 @@ class MySQLEngine(Engine):
         conn = None
         inflight = None  # (db_id, sql, cap, t0) sent on conn and not read yet
         try:
-            for db_id, sql, cap in jobs:
-                cap = self._cap(cap)
-                ready = []  # Executions due before this job's, in order
+            for job in chain(jobs, (None,)):  # None: the end, where the last one is read
+                done = None
                 if inflight is not None:
-                    raw, exc, t0 = self._receive(conn, inflight)
+                    raw, exc = self._receive(conn)
                     if exc is not None and exc[1]:  # the connection is no longer usable
                         self._release(conn, broken=True)
                         conn = None
-                    ready.append((inflight, raw, exc, t0))
-                    inflight = None
-                refusal = self._refusal(sql)
-                mine = refusal
-                if refusal is None:
-                    try:
-                        if conn is None:
-                            conn = self._acquire()
-                        self._use_db(conn, db_id)
-                        t0 = time.perf_counter()
-                        conn.send_query(self._statement(sql, cap))
-                        inflight = (db_id, sql, cap, t0)
-                    except (MySQLdb.Error, InfraError):
-                        if conn is not None:
-                            self._release(conn, broken=True)
-                            conn = None
-                        mine = False  # run it on its own, after the ones before it
-                for job, raw, exc, t0 in ready:
-                    yield self._outcome(job, raw, exc, t0)
+                    done, inflight = (inflight, raw, exc), None
+                mine = None  # this job's Execution if it is not sent; False: run it alone
+                if job is not None:
+                    db_id, sql, cap = job
+                    cap = self._cap(cap)
+                    mine = self._refusal(sql)
+                    if mine is None:
+                        try:
+                            if conn is None:
+                                conn = self._acquire()
+                            self._use_db(conn, db_id)
+                            t0 = time.perf_counter()
+                            conn.send_query(self._statement(sql, cap))
+                            inflight = (db_id, sql, cap, t0)
+                        except (MySQLdb.Error, InfraError):
+                            if conn is not None:
+                                self._release(conn, broken=True)
+                                conn = None
+                            mine = False
+                if done is not None:
+                    yield self._outcome(*done)
                 if mine is False:
                     yield self.execute(db_id, sql, cap)
                 elif mine is not None:
                     yield mine
-            if inflight is not None:
-                raw, exc, t0 = self._receive(conn, inflight)
-                if exc is not None and exc[1]:
-                    self._release(conn, broken=True)
-                    conn = None
-                job, inflight = inflight, None
-                yield self._outcome(job, raw, exc, t0)
         finally:
             if conn is not None:
                 # a query still in flight (the caller stopped early) leaves unread packets
                 self._release(conn, broken=inflight is not None)
 
-    def _receive(self, conn, job):
-        """(raw rows, None, t0) or (None, (error, connection broken), t0) for the query in flight."""
-        t0 = job[3]
+    def _receive(self, conn):
+        """(raw rows, None) or (None, (error, connection broken)) for the query in flight."""
         try:
             conn.read_query_result()
         except MySQLdb.OperationalError as e:
             ours = self._driver_error(e)
-            return None, (ours, isinstance(ours, InfraError)), t0
+            return None, (ours, isinstance(ours, InfraError))
         except MySQLdb.Error as e:
-            return None, (e, False), t0
+            return None, (e, False)
         try:
             result = conn.store_result()
-            return (result.fetch_row(0) if result is not None else ()), None, t0
+            return (result.fetch_row(0) if result is not None else ()), None
         except MySQLdb.Error as e:
-            return None, (self._driver_error(e) if isinstance(e, MySQLdb.OperationalError) else e, True), t0
+            return None, (self._driver_error(e) if isinstance(e, MySQLdb.OperationalError) else e, True)
 
-    def _outcome(self, job, raw, exc, t0) -> Execution:
-        db_id, sql, cap, _ = job
+    def _outcome(self, job, raw, exc) -> Execution:
+        db_id, sql, cap, t0 = job
         if exc is None:
             return self._finish(raw, cap, t0)
         if isinstance(exc[0], InfraError):
