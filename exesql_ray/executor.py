@@ -32,10 +32,10 @@ class ExecutionCache:
         self.hits = self.misses = 0
         self._lock = threading.Lock()
 
-    def count_hit(self) -> None:
-        """A hit served otherwise than by `get` (the same SQL twice in one stream of jobs)."""
+    def count_hit(self, n: int = 1) -> None:
+        """Hits served otherwise than by `get` (the same SQL twice in one stream of jobs)."""
         with self._lock:
-            self.hits += 1
+            self.hits += n
 
     def get(self, key):
         with self._lock:
@@ -175,22 +175,55 @@ class Executor:
             return self._rejected(out, f"unknown db_id {db_id!r} for engine {self.engine.name}"), None
         return out, gold_sql or None
 
+    def _check_all(self, rows: list[dict]) -> tuple[list, list]:
+        """`_check` per row, except that with the cache on, a row that repeats an earlier good
+        row's (db_id, sql, gold_sql) is a copy: (that row's index, its own id) in `copy_of`,
+        None in `checked`. Best-of-N repeats most rows; a copy skips all their bookkeeping
+        (~5 µs a row). Its hits are counted as the row would have had them."""
+        checked: list = []
+        copy_of: list = []
+        if self.cache is None:
+            return [self._check(r) for r in rows], [None] * len(rows)
+        first: dict = {}
+        hits = 0
+        for i, row in enumerate(rows):
+            db_id, sql, gold_sql, rid = row.get("db_id"), row.get("sql"), row.get("gold_sql"), row.get("id")
+            key = None
+            if type(db_id) is str and type(sql) is str and (gold_sql is None or type(gold_sql) is str):
+                key = (db_id, sql, gold_sql)
+                j = first.get(key)
+                if j is not None and type(rid) is str and rid and not row.get("_error"):
+                    checked.append(None)
+                    copy_of.append((j, rid))
+                    hits += 2 if gold_sql else 1
+                    continue
+            c = self._check(row)
+            checked.append(c)
+            copy_of.append(None)
+            if key is not None and c[0]["status"] is None:
+                first.setdefault(key, i)
+        if hits:
+            self.cache.count_hit(hits)
+        return checked, copy_of
+
     def _run_chunk(self, rows: list[dict], progress) -> list[dict]:
         """Records for a few hundred rows, in two passes, each one stream of jobs through
         `engine.execute_many` (which a server engine pipelines): first every gold not cached,
         then every candidate, capped by its gold. A SQL text that recurs in the chunk is one
-        job (its widest cap) when the cache is on, as the cache would have served it."""
-        checked = [self._check(r) for r in rows]
+        job (its widest cap) when the cache is on, as the cache would have served it, and a
+        row that repeats an earlier one gets a copy of its record (`_check_all`)."""
+        checked, copy_of = self._check_all(rows)
         golds = _Jobs(self)
-        gold_refs = [golds.add(out["db_id"], gold, None) if gold is not None and out["status"] is None else None
-                     for out, gold in checked]
+        gold_refs = [golds.add(c[0]["db_id"], c[1], None) if c is not None and c[1] is not None
+                     and c[0]["status"] is None else None for c in checked]
         golds.run_all()
         cands = _Jobs(self)
         plans = []
-        for (out, gold_sql), gref in zip(checked, gold_refs):
-            if out["status"] is not None:  # rejected
+        for c, gref in zip(checked, gold_refs):
+            if c is None or c[0]["status"] is not None:  # a copy, or rejected
                 plans.append(None)
                 continue
+            out, gold_sql = c
             gold = cap = None
             if gref is not None:
                 gold = golds.result(gref)
@@ -201,7 +234,11 @@ class Executor:
             plans.append((gold, gref, cands.add(out["db_id"], out["sql"], cap)))
         records = []
         keep = self.cache is not None  # else each job serves one row: drop its rows once used
-        for (out, gold_sql), plan in zip(checked, plans):
+        for c, plan, copy in zip(checked, plans, copy_of):
+            if copy is not None:
+                out = {**records[copy[0]], "id": copy[1], "cached": True}
+            else:
+                out, gold_sql = c
             if plan is not None:
                 gold, gref, cref = plan
                 ex = cands.result(cref)  # pulls the candidates' stream up to this one

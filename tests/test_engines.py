@@ -329,6 +329,8 @@ def test_batch_records_agree_with_row_by_row(engine, open_test_engine):
             rows.append({"id": f"{q}-{k}", "db_id": "retail_shop", "sql": sql, "gold_sql": gold})
     rows += [{"id": "bad", "db_id": "no_such_db", "sql": "SELECT 1"}, {"id": "nogold", "db_id": "retail_shop",
              "sql": "SELECT T1.name FROM products AS T1, products AS T2"}]
+    # repeats of earlier rows under new ids (a batch copies their records), a malformed one too
+    rows += [{**rows[-1], "id": "nogold-again"}, {**rows[-2], "id": "bad-again"}, {**rows[1], "id": ""}]
     fields = ("id", "status", "error_class", "match", "gold_status", "row_count", "truncated", "result_hash", "cached")
 
     def agree(got, expected, check_cached):
@@ -353,6 +355,8 @@ def test_batch_records_agree_with_row_by_row(engine, open_test_engine):
             got = ex.run(rows)
             # threads race for the first run of a SQL text: `cached` may differ there
             agree(got, expected, check_cached=workers == 1)
+            if cache and workers == 1:  # the hits a repeated row would have had are counted
+                assert (ex.cache.hits, ex.cache.misses) == (ref.cache.hits, ref.cache.misses)
             assert (ex.cache is None) == (not cache)
     assert sum(r["match"] is True for r in got) >= 8
     assert sum(r["match"] is False for r in got) >= 8

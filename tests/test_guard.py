@@ -47,3 +47,23 @@ def test_cache_key_equal_only_for_same_query():
     assert k("SELECT 'a") != k("SELECT 'A")  # an unbalanced quote: tokenised
     assert k("SELECT a FROM t WHERE b = 'X'") != k("SELECT a FROM t WHERE b = 'x'")
     assert k("SELECT a FROM t WHERE b = 'x  y'") != k("SELECT a FROM t WHERE b = 'x y'")
+
+
+def test_plain_key_is_the_regex_definition():
+    """`_plain` is written with str methods for speed; it must stay what its two regexes say:
+    whitespace runs (Unicode's too) as one space, none beside `,` `(` `)`, lower case."""
+    import random
+
+    def by_regex(text: str) -> str:
+        return base._AROUND_PUNCT.sub(r"\1", base._WS.sub(" ", text)).lower()
+
+    rng = random.Random(7)
+    alphabet = [" ", "  ", "\t", "\n", "\r\n", "\x0b", "\x1c", "\u00a0", "\u2003", "\u3000",
+                ",", "(", ")", "a", "B", "=", "<", ";", "É"]
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        assert base._plain(text) == by_regex(text), repr(text)
+    ds = load_dataset("spider", shared("spider"))
+    for sql in (e.sqlite_sql for s in ds.splits.values() for e in s):
+        for part in base._QUOTED.split(sql)[0::2]:
+            assert base._plain(part) == by_regex(part), part

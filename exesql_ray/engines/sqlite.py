@@ -13,6 +13,10 @@ from exesql_ray.errors import UserError
 _ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
 
 
+# Process-wide: SQLite frees cached pages (of all connections) to keep its heap below this.
+SOFT_HEAP_LIMIT = 1 << 30
+
+
 def _authorizer(action, *_):
     # Reads only: refuses ATTACH, PRAGMA, writes, schema changes, transactions.
     return sqlite3.SQLITE_OK if action in _ALLOWED else sqlite3.SQLITE_DENY
@@ -55,8 +59,9 @@ class SQLiteEngine(Engine):
     denied_functions = frozenset({"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"})
 
     def __init__(self, db_root: str | Path | None = None, db_paths: dict[str, str] | None = None,
-                 limits: Limits = Limits()):
+                 limits: Limits = Limits(), cache_mb: int = 16):
         super().__init__(limits)
+        self.cache_mb = cache_mb
         self.db_paths: dict[str, str] = dict(db_paths or {})
         if db_root is not None:
             root = Path(db_root)
@@ -87,6 +92,15 @@ class SQLiteEngine(Engine):
             # faster with it on Spider dev (bench/executor.py prints both). The file cannot change under a held shared
             # lock, so results stay exact; a writer elsewhere waits until this engine closes.
             con.execute("PRAGMA locking_mode=EXCLUSIVE")
+            # The page cache size is also the memory a sort (ORDER BY, GROUP BY, DISTINCT) may
+            # use before it spills to temp files. At SQLite's default (2 MB) a wrong candidate
+            # that joins on != spills and merges; at 16 MB the distinct queries of the best-of-8
+            # bench run 1.10x faster. The cache fills only with pages read: Spider's DBs are
+            # 30 MB in all. For big DBs, the process-wide soft heap limit makes SQLite recycle
+            # cached pages rather than grow past it.
+            con.execute(f"PRAGMA cache_size={-1024 * self.cache_mb}")
+            if con.execute("PRAGMA soft_heap_limit").fetchone()[0] == 0:  # not set by the user
+                con.execute(f"PRAGMA soft_heap_limit={SOFT_HEAP_LIMIT}")
             con.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
             con.set_authorizer(_authorizer)
             deadline = _Deadline()
