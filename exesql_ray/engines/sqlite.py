@@ -13,6 +13,7 @@ from exesql_ray.errors import UserError
 _ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
 
 
+CACHE_MB = 16  # per connection: its page cache, and what one sort may hold before it spills
 # Process-wide: SQLite frees cached pages (of all connections) to keep its heap below this.
 SOFT_HEAP_LIMIT = 1 << 30
 
@@ -59,7 +60,7 @@ class SQLiteEngine(Engine):
     denied_functions = frozenset({"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"})
 
     def __init__(self, db_root: str | Path | None = None, db_paths: dict[str, str] | None = None,
-                 limits: Limits = Limits(), cache_mb: int = 16):
+                 limits: Limits = Limits(), cache_mb: int = CACHE_MB):
         super().__init__(limits)
         self.cache_mb = cache_mb
         self.db_paths: dict[str, str] = dict(db_paths or {})
@@ -86,7 +87,9 @@ class SQLiteEngine(Engine):
             path = self.db_paths.get(db_id)
             if path is None:
                 raise LookupError(f"unknown db_id {db_id!r}")
-            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            # No statement cache: the execution cache already runs each SQL text once per run,
+            # so cached statements would only be reused by a benchmark repeating its queries.
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, cached_statements=0)
             # Take the shared lock once and keep it, instead of locking, checking the file's
             # change counter and unlocking around every statement: the raw loop runs 1.10x
             # faster with it on Spider dev (bench/executor.py prints both). The file cannot change under a held shared
