@@ -180,10 +180,10 @@ class Executor:
         row's (db_id, sql, gold_sql) is a copy: (that row's index, its own id) in `copy_of`,
         None in `checked`. Best-of-N repeats most rows; a copy skips all their bookkeeping
         (~5 µs a row). Its hits are counted as the row would have had them."""
-        checked: list = []
-        copy_of: list = []
         if self.cache is None:
             return [self._check(r) for r in rows], [None] * len(rows)
+        checked: list = []
+        copy_of: list = []
         first: dict = {}
         hits = 0
         for i, row in enumerate(rows):

@@ -183,7 +183,7 @@ def cache_key(sql: str, dialect: str) -> str:
 def _plain(text: str) -> str:
     """SQL outside quotes: whitespace runs as one space, none around `,` `(` `)`, lower case.
     Written with str methods, not `_WS` and `_AROUND_PUNCT` (which define it): 4x cheaper
-    (3 vs 14 µs a query), and every candidate of best-of-N is keyed. tests/test_engines.py
+    (3 vs 14 µs a query), and every candidate of best-of-N is keyed. tests/test_guard.py
     checks the two agree."""
     s = " ".join(text.split())
     if text[:1].isspace():
