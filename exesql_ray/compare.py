@@ -149,16 +149,20 @@ def _match_same_columns(gold: list[tuple], pred: list[tuple], ordered: bool, opt
 def results_match(gold: list[tuple], pred: list[tuple], *, gold_sql: str | None = None,
                   opts: CompareOptions = CompareOptions(), gold_dialect: str = "sqlite") -> bool:
     """Does `pred` return what `gold` returns? Both are normalised rows."""
-    if opts.order == "strict":
-        ordered = True
-    elif opts.order == "ignore":
-        ordered = False
-    else:
-        ordered = bool(gold_sql) and query_orders(gold_sql, gold_dialect)
     width_g = len(gold[0]) if gold else None
     width_p = len(pred[0]) if pred else None
     if width_g is not None and width_p is not None and width_g != width_p:
         return False
+    if gold == pred:
+        return True  # identical, in the same order: a match under every option
+    if opts.rows == "bag" and len(gold) != len(pred):
+        return False  # multisets of different sizes (decided before reading the gold's order)
+    if opts.order == "strict":
+        ordered = True
+    elif opts.order == "ignore" or len(gold) < 2:  # one row has no order to keep
+        ordered = False
+    else:
+        ordered = bool(gold_sql) and query_orders(gold_sql, gold_dialect)
     if opts.column_order or not gold or not pred:
         return _match_same_columns(gold, pred, ordered, opts)
     # Any permutation of the predicted columns; prune by each column's multiset of values.

@@ -3,6 +3,7 @@ are retried, the comparator agrees with plain sqlite3 on Spider dev, migration v
 
 import json
 import sqlite3
+import threading
 import time
 
 import psycopg
@@ -251,43 +252,60 @@ def _verdicts(executions):
     return [(e.status, e.error_class, e.row_count, e.truncated, e.result_hash) for e in executions]
 
 
-def test_mysql_pipelined_stream_agrees_with_one_at_a_time(open_test_engine):
+@pytest.mark.parametrize("engine", ["mysql", "postgres"])
+def test_pipelined_stream_agrees_with_one_at_a_time(engine, open_test_engine):
     """`execute_many` sends each query before the last is finished with: the verdicts are the
     ones `execute` gives, job by job, in order (the timeout included)."""
-    eng = open_test_engine("mysql", timeout_s=1.0, max_rows=500)
-    one_by_one = [eng.execute(db, sql, cap) for db, sql, cap in STREAM]
+    eng = open_test_engine(engine, timeout_s=1.0, max_rows=500)
+    sleep = "SELECT SLEEP(5)" if engine == "mysql" else "SELECT pg_sleep(5)"
+    jobs = [(db, sleep if "SLEEP" in sql else sql, cap) for db, sql, cap in STREAM]
+    one_by_one = [eng.execute(db, sql, cap) for db, sql, cap in jobs]
     t0 = time.monotonic()
-    streamed = list(eng.execute_many(STREAM))
+    streamed = list(eng.execute_many(jobs))
     assert time.monotonic() - t0 < 1.0 + 2.0  # one timeout, not more
     assert _verdicts(streamed) == _verdicts(one_by_one)
     assert [e.status for e in streamed].count("timeout") + [e.rows for e in streamed].count([(1,)]) >= 1
+    if engine == "postgres":
+        assert streamed[9].status == "timeout"
     assert streamed[5].truncated and streamed[5].row_count == 3
     assert streamed[8].truncated and streamed[8].row_count == 500
     assert streamed[3].status == "rejected" and streamed[6].error_class == "syntax"
+    assert streamed[1].error == one_by_one[1].error and streamed[10].error == one_by_one[10].error
     assert eng.execute("retail_shop", "SELECT count(*) FROM customers").rows == [(40,)]
 
 
-def test_mysql_stream_retries_a_lost_connection_and_survives_an_abandoned_stream(open_test_engine, db_servers):
+def _kill_reader_connections(engine: str, db_servers) -> int:
+    """Kill every connection of the SELECT-only login from the admin login; how many."""
+    if engine == "postgres":
+        with psycopg.connect(db_servers["EXESQL_PG_ADMIN_DSN"], autocommit=True) as admin:
+            return len(admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                     "WHERE usename = 'exesql_reader' AND pid <> pg_backend_pid()").fetchall())
     import MySQLdb
 
     from exesql_ray.engines.mysql import parse_mysql_dsn
 
-    eng = open_test_engine("mysql")
-    jobs = [("retail_shop", "SELECT 1", None), ("retail_shop", "SELECT SLEEP(0.5), count(*) FROM customers", None),
-            ("retail_shop", "SELECT count(*) FROM orders", None)]
-    stream = eng.execute_many(jobs)
-    assert next(stream).rows == [(1,)]  # the sleep is in flight now
     admin = MySQLdb.connect(**parse_mysql_dsn(db_servers["EXESQL_MYSQL_ADMIN_DSN"]), autocommit=True)
     cur = admin.cursor()
     cur.execute("SELECT id FROM information_schema.processlist WHERE user = 'exesql_reader'")
     ids = [r[0] for r in cur.fetchall()]
-    assert ids
     for i in ids:
         try:
             cur.execute(f"KILL CONNECTION {int(i)}")
         except MySQLdb.Error:
             pass
     admin.close()
+    return len(ids)
+
+
+@pytest.mark.parametrize("engine", ["mysql", "postgres"])
+def test_stream_retries_a_lost_connection_and_survives_an_abandoned_stream(engine, open_test_engine, db_servers):
+    eng = open_test_engine(engine)
+    sleep = "SELECT SLEEP(0.5), count(*) FROM customers" if engine == "mysql" else \
+        "SELECT pg_sleep(0.5), (SELECT count(*) FROM customers)"
+    jobs = [("retail_shop", "SELECT 1", None), ("retail_shop", sleep, None), ("retail_shop", "SELECT count(*) FROM orders", None)]
+    stream = eng.execute_many(jobs)
+    assert next(stream).rows == [(1,)]  # the sleep is in flight now
+    assert _kill_reader_connections(engine, db_servers)
     rest = list(stream)
     assert [e.status for e in rest] == ["ok", "ok"], rest  # retried on a new connection: no verdict lost
     assert rest[0].rows[0][1] == 40
@@ -296,19 +314,6 @@ def test_mysql_stream_retries_a_lost_connection_and_survives_an_abandoned_stream
     next(stream)
     stream.close()
     assert [e.status for e in eng.execute_many(jobs)] == ["ok", "ok", "ok"]
-
-
-def test_postgres_stream_holds_one_connection_and_retries_a_lost_one(open_test_engine, db_servers):
-    eng = open_test_engine("postgres")
-    one_by_one = [eng.execute(db, sql, cap) for db, sql, cap in STREAM if "SLEEP" not in sql]
-    assert _verdicts(eng.execute_many([j for j in STREAM if "SLEEP" not in j[1]])) == _verdicts(one_by_one)
-    jobs = [("retail_shop", "SELECT 1", None), ("retail_shop", "SELECT count(*) FROM customers", None)]
-    stream = eng.execute_many(jobs)
-    assert next(stream).rows == [(1,)]
-    with psycopg.connect(db_servers["EXESQL_PG_ADMIN_DSN"], autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                      "WHERE usename = 'exesql_reader' AND pid <> pg_backend_pid()")
-    assert [e.rows for e in stream] == [[(40,)]]  # the held connection died: retried, no verdict lost
     assert eng.execute("retail_shop", "SELECT 2").rows == [(2,)]
 
 
@@ -347,12 +352,24 @@ def test_batch_records_agree_with_row_by_row(engine, open_test_engine):
             else:
                 assert [g[f] for f in fields[:n]] == [e[f] for f in fields[:n]], (g, e)
 
+    streams_on = []  # the thread each stream of jobs runs on
+    plain_execute_many = eng.execute_many
+
+    def spy(jobs):
+        streams_on.append(threading.current_thread().name)
+        yield from plain_execute_many(jobs)
+
+    eng.execute_many = spy
     for cache in (True, False):
         ref = Executor(eng, cache=cache)
         expected = [ref.run_row(r) for r in rows]
         for workers in (1, 3):
+            streams_on.clear()
             ex = Executor(eng, cache=cache, workers=workers)
             got = ex.run(rows)
+            on_pool = [n for n in streams_on if n.startswith(f"exec-{eng.name}")]
+            # one thread for workers=1; else every chunk's streams on the executor's own threads
+            assert len(on_pool) == (0 if workers == 1 else len(streams_on)) and streams_on, streams_on
             # threads race for the first run of a SQL text: `cached` may differ there
             agree(got, expected, check_cached=workers == 1)
             if cache and workers == 1:  # the hits a repeated row would have had are counted
