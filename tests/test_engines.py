@@ -317,6 +317,14 @@ def test_stream_retries_a_lost_connection_and_survives_an_abandoned_stream(engin
     assert eng.execute("retail_shop", "SELECT 2").rows == [(2,)]
 
 
+def test_postgres_stream_sends_a_query_larger_than_the_socket_buffer(open_test_engine):
+    """The stream sends without blocking: a 1.9 MB query needs several flushes."""
+    eng = open_test_engine("postgres")
+    big = "SELECT count(*) FROM customers WHERE last_name NOT IN (" + ",".join(f"'n{i}'" for i in range(200_000)) + ")"
+    got = list(eng.execute_many([("retail_shop", big, None), ("retail_shop", "SELECT 1", None)]))
+    assert [(e.status, e.rows) for e in got] == [("ok", [(40,)]), ("ok", [(1,)])], got[0].error
+
+
 @pytest.mark.parametrize("engine", ["sqlite", "duckdb", "postgres", "mysql"])
 def test_batch_records_agree_with_row_by_row(engine, open_test_engine):
     """A batch runs as two streams (golds, then candidates capped by their golds), with the

@@ -170,8 +170,10 @@ class PostgresEngine(Engine):
             conn._exesql_schema = schema  # type: ignore[attr-defined]
         pgconn = conn.pgconn
         pgconn.send_query_params(capped(sql, cap + 1).encode(conn._exesql_encoding), None)  # type: ignore[attr-defined]
-        while pgconn.flush():  # the connection is non-blocking: wait until the query is out
-            select.select([], [pgconn.socket], [])
+        while pgconn.flush():  # non-blocking: wait until the query is out (libpq's recipe:
+            readable, _, _ = select.select([pgconn.socket], [pgconn.socket], [])  # read what the
+            if readable:  # server sends meanwhile, so that neither side waits on the other)
+                pgconn.consume_input()
 
     def _receive(self, conn: psycopg.Connection):
         pgconn = conn.pgconn
