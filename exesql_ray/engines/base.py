@@ -453,8 +453,12 @@ class Engine(ABC):
         """Give a stream's connection back; `broken`: it must not be reused."""
         raise NotImplementedError
 
-    def _send(self, conn, db_id: str, sql: str, cap: int) -> None:
-        """Send one guarded query (switching DB first if need be) without waiting for it."""
+    def _statement(self, sql: str, cap: int):
+        """What `_send` sends for a guarded query and its cap (the engine's row cap applied)."""
+        return sql
+
+    def _send(self, conn, db_id: str, statement) -> None:
+        """Send one `_statement` (switching DB first if need be) without waiting for it."""
         raise NotImplementedError
 
     def _receive(self, conn) -> tuple[Any, BaseException | None, bool]:
@@ -474,6 +478,15 @@ class Engine(ABC):
         inflight = None  # (db_id, sql, cap, t0) sent on conn and not read yet
         try:
             for job in chain(jobs, (None,)):  # None: the end, where the last one is read
+                # The next job is guarded and its statement built before the last one is read,
+                # while the server still runs it: between reading and sending, only the send.
+                mine = None  # this job's Execution if it is not sent; False: run it alone
+                if job is not None:
+                    db_id, sql, cap = job
+                    cap = self._cap(cap)
+                    mine = self._refusal(sql)
+                    if mine is None:
+                        statement = self._statement(sql, cap)
                 done = None
                 if inflight is not None:
                     raw, exc, broken = self._receive(conn)
@@ -481,23 +494,18 @@ class Engine(ABC):
                         self._checkin(conn, broken=True)
                         conn = None
                     done, inflight = (inflight, raw, exc), None
-                mine = None  # this job's Execution if it is not sent; False: run it alone
-                if job is not None:
-                    db_id, sql, cap = job
-                    cap = self._cap(cap)
-                    mine = self._refusal(sql)
-                    if mine is None:
-                        try:
-                            if conn is None:
-                                conn = self._checkout()
-                            t0 = time.perf_counter()
-                            self._send(conn, db_id, sql, cap)
-                            inflight = (db_id, sql, cap, t0)
-                        except self.stream_errors:
-                            if conn is not None:
-                                self._checkin(conn, broken=True)
-                                conn = None
-                            mine = False
+                if job is not None and mine is None:
+                    try:
+                        if conn is None:
+                            conn = self._checkout()
+                        t0 = time.perf_counter()
+                        self._send(conn, db_id, statement)
+                        inflight = (db_id, sql, cap, t0)
+                    except self.stream_errors:
+                        if conn is not None:
+                            self._checkin(conn, broken=True)
+                            conn = None
+                        mine = False
                 if done is not None:
                     yield self._outcome(*done)
                 if mine is False:

@@ -213,9 +213,9 @@ class MySQLEngine(Engine):
     def _checkin(self, conn, broken: bool) -> None:
         self._release(conn, broken=broken)
 
-    def _send(self, conn, db_id: str, sql: str, cap: int) -> None:
+    def _send(self, conn, db_id: str, statement: str) -> None:
         self._use_db(conn, db_id)
-        conn.send_query(self._statement(sql, cap))
+        conn.send_query(statement)
 
     def _receive(self, conn):
         try:

@@ -136,7 +136,7 @@ class PostgresEngine(Engine):
                 conn.execute(psql.SQL("SET search_path TO {}").format(psql.Identifier(schema)))
                 conn._exesql_schema = schema  # type: ignore[attr-defined]
             cur = conn._exesql_cursor
-            cur.execute(capped(sql, cap + 1))
+            cur.execute(self._statement(sql, cap))
             return cur.fetchall()
         except psycopg.errors.QueryCanceled as e:
             raise QueryTimeout() from e
@@ -163,13 +163,16 @@ class PostgresEngine(Engine):
             conn.close()  # the pool discards a closed connection
         self.pool.putconn(conn)
 
-    def _send(self, conn: psycopg.Connection, db_id: str, sql: str, cap: int) -> None:
+    def _statement(self, sql: str, cap: int) -> str:
+        return capped(sql, cap + 1)
+
+    def _send(self, conn: psycopg.Connection, db_id: str, statement: str) -> None:
         schema = self.db_name(db_id)
         if conn._exesql_schema != schema:  # type: ignore[attr-defined]
             conn.execute(psql.SQL("SET search_path TO {}").format(psql.Identifier(schema)))
             conn._exesql_schema = schema  # type: ignore[attr-defined]
         pgconn = conn.pgconn
-        pgconn.send_query_params(capped(sql, cap + 1).encode(conn._exesql_encoding), None)  # type: ignore[attr-defined]
+        pgconn.send_query_params(statement.encode(conn._exesql_encoding), None)  # type: ignore[attr-defined]
         while pgconn.flush():  # non-blocking: wait until the query is out (libpq's recipe:
             readable, _, _ = select.select([pgconn.socket], [pgconn.socket], [])  # read what the
             if readable:  # server sends meanwhile, so that neither side waits on the other)
