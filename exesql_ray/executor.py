@@ -216,22 +216,8 @@ class Executor:
         row that repeats an earlier one gets a copy of its record (`_check_all`)."""
         checked, copy_of = self._check_all(rows)
         golds = _Jobs(self)
-        gold_refs = []
-        first_ref: dict = {}  # (db_id, gold SQL) → its reference: a chunk holds each gold ~8 times
-        for c in checked:
-            if c is None or c[1] is None or c[0]["status"] is not None:
-                gold_refs.append(None)
-                continue
-            gk = (c[0]["db_id"], c[1])
-            ref = first_ref.get(gk)
-            if ref is None:
-                ref = first_ref[gk] = golds.add(gk[0], gk[1], None)
-            elif self.cache is not None:
-                ref = (ref[0], ref[1], True)  # served as a second `add` would serve it, and counted alike
-                golds.hits += 1
-            else:
-                ref = golds.add(gk[0], gk[1], None)
-            gold_refs.append(ref)
+        gold_refs = [golds.add(c[0]["db_id"], c[1], None) if c is not None and c[1] is not None
+                     and c[0]["status"] is None else None for c in checked]
         golds.run_all()
         cands = _Jobs(self)
         plans = []

@@ -142,6 +142,8 @@ class MySQLEngine(Engine):
         with self._lock:
             self._open -= 1
 
+    _checkout, _checkin = _acquire, _release  # the pipelined stream's hooks: this pool as is
+
     def db_ids(self) -> list[str]:
         if self._dbs is None:
             conn = self._acquire()
@@ -206,12 +208,6 @@ class MySQLEngine(Engine):
     # ~300 µs Spider query on MariaDB).
     execute_many = Engine._pipelined
     stream_errors = (MySQLdb.Error, InfraError)
-
-    def _checkout(self):
-        return self._acquire()
-
-    def _checkin(self, conn, broken: bool) -> None:
-        self._release(conn, broken=broken)
 
     def _send(self, conn, db_id: str, statement: str) -> None:
         self._use_db(conn, db_id)
