@@ -198,7 +198,7 @@ def test_postgres_row_cap_keeps_rows_and_order(db_servers):
     """The server-side cap (a LIMIT around the candidate) returns what the bare query returns,
     in the same order, on every Spider dev query PostgreSQL runs as written."""
     from exesql_ray.data import load_dataset
-    from exesql_ray.engines.postgres import capped
+    from exesql_ray.engines.base import capped
 
     dev = [e for e in load_dataset("spider", shared("spider"), ["dev"]).splits["dev"] if e.has_db]
     compared = 0
@@ -216,10 +216,10 @@ def test_postgres_row_cap_keeps_rows_and_order(db_servers):
     assert compared > 600
 
 
-def test_postgres_row_cap_forms():
+def test_row_cap_forms():
     """Every form caps: a LIMIT n above the cap, OFFSET, FETCH, LIMIT ALL, a LIMIT hidden in a
     comment or a string, a LIMIT inside a subquery: all wrapped."""
-    from exesql_ray.engines.postgres import capped
+    from exesql_ray.engines.base import capped
 
     assert capped("SELECT a FROM t ORDER BY a LIMIT 5;", 100) == "SELECT a FROM t ORDER BY a LIMIT 5"
     assert capped("SELECT a FROM t UNION SELECT b FROM u", 100) == "SELECT a FROM t UNION SELECT b FROM u\nLIMIT 100"
@@ -229,6 +229,28 @@ def test_postgres_row_cap_forms():
                 "SELECT a FROM t WHERE c = 'limit 5'"):
         assert capped(sql, 100).startswith("SELECT * FROM ("), sql
         assert capped(sql, 100).endswith(") AS exesql_capped LIMIT 100"), sql
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
+def test_sorting_query_carries_the_row_cap(engine, open_test_engine):
+    """SQLite and DuckDB get the cap as a LIMIT only in a query that sorts (there the engine
+    keeps the top rows instead of sorting everything; elsewhere `fetchmany` stops it). The
+    capped result is the bare one's first rows, truncated; with ties in the sort key, rows
+    of the bare result."""
+    eng = open_test_engine(engine)
+    assert eng._statement("SELECT name FROM products", 3) == "SELECT name FROM products"
+    assert eng._statement("SELECT name FROM products ORDER BY name", 3) == "SELECT name FROM products ORDER BY name\nLIMIT 4"
+    assert eng._statement("select name from products order by name limit 2", 3).endswith("limit 2")
+    by_id = "SELECT product_id, name FROM products ORDER BY product_id DESC"
+    bare = eng.execute("retail_shop", by_id).rows
+    assert len(bare) > 4
+    top = eng.execute("retail_shop", by_id, cap=3)
+    assert top.status == "ok" and top.truncated and top.rows == bare[:3], (top, bare[:4])
+    ties = "SELECT category, name FROM products ORDER BY category"
+    every = eng.execute("retail_shop", ties).rows
+    some = eng.execute("retail_shop", ties, cap=2)
+    assert some.truncated and len(some.rows) == 2 and all(r in every for r in some.rows), some
+    assert [r[0] for r in some.rows] == [r[0] for r in every[:2]]  # the sort key's order holds
 
 
 # Jobs of every kind a stream meets: rows, errors, refusals, a timeout, DB switches, caps.

@@ -138,6 +138,44 @@ def strip_trailing_semicolons(sql: str) -> str:
     return _TRAILING.sub("", sql.strip()).rstrip()
 
 
+_TRAILING_LIMIT = re.compile(r"\blimit\s+(\d+)\s*$", re.I)
+_ROW_CLAUSE = re.compile(r"\b(?:limit|offset|fetch)\b", re.I)
+
+
+def capped(sql: str, limit: int) -> str:
+    """The row cap as part of the query, in the cheapest form that is sure to hold, so that
+    the engine itself stops at `limit` rows (a sort keeps only its top rows, PostgreSQL's
+    server buffers no more):
+    - SQL without comments that ends in `LIMIT n` (n ≤ limit) is capped already: as is;
+    - SQL without comments and without LIMIT/OFFSET/FETCH anywhere: `LIMIT` appended (it
+      applies to the whole statement, set operations included);
+    - anything else: wrapped, `SELECT * FROM (…) AS exesql_capped LIMIT`, which keeps the
+      candidate's own ORDER BY/LIMIT (PostgreSQL, SQLite and DuckDB do not reorder a
+      subquery scan). The newline ends a trailing `--` comment.
+    The wrapper costs PostgreSQL ~20 µs of planning per query (a tenth of a Spider query);
+    tests/test_engines.py checks rows and order of all three forms against the bare query."""
+    body = strip_trailing_semicolons(sql)
+    if "--" not in body and "/*" not in body:
+        low = body.lower()  # substring tests first: the regexes cost ~2 µs each per query
+        if "limit" not in low and "offset" not in low and "fetch" not in low:
+            return f"{body}\nLIMIT {int(limit)}"
+        m = _TRAILING_LIMIT.search(low, max(0, low.rfind("limit")))
+        if m is not None:
+            if int(m.group(1)) <= limit:
+                return body
+        elif _ROW_CLAUSE.search(low) is None:
+            return f"{body}\nLIMIT {int(limit)}"
+    return f"SELECT * FROM ({body}\n) AS exesql_capped LIMIT {int(limit)}"
+
+
+def sorts(sql: str) -> bool:
+    """Whether the query may sort its result: where a LIMIT lets an engine keep only the top
+    rows of a sort (SQLite, DuckDB). Two substring tests in C (~0.1 µs; a regex for
+    `ORDER BY` took 1.7 µs a Spider query): mixed-case `Order by` is missed, which costs
+    only that optimisation."""
+    return "ORDER" in sql or "order" in sql
+
+
 _KEYS: dict[tuple[str, str], str] = {}
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from exesql_ray.engines.base import Engine, Limits, QueryTimeout, Watchdog
+from exesql_ray.engines.base import Engine, Limits, QueryTimeout, Watchdog, capped, sorts
 from exesql_ray.errors import UserError
 
 
@@ -76,11 +76,17 @@ class DuckDBEngine(Engine):
             st["db"] = db_id
         return cur
 
+    def _statement(self, sql: str, cap: int) -> str:
+        # The cap inside a query that sorts: DuckDB then plans a top-N, where `fetchmany` alone
+        # lets it sort the whole result first. On a 1M-row table, ORDER BY with a cap of 3 runs
+        # ~40x faster. Elsewhere the LIMIT's planning cost more than it saved on Spider.
+        return capped(sql, cap + 1) if sorts(sql) else sql
+
     def _run(self, db_id: str, sql: str, cap: int):
         cur = self._cursor(db_id)
         token = self._watchdog.arm(self.limits.timeout_s, cur.interrupt)
         try:
-            cur.execute(sql)
+            cur.execute(self._statement(sql, cap))
             rows = cur.fetchmany(cap + 1)
         except duckdb.InterruptException as e:
             raise QueryTimeout() from e

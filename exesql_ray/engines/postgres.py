@@ -23,37 +23,11 @@ from psycopg import sql as psql
 from psycopg.adapt import Transformer
 from psycopg.pq import ExecStatus
 
-from exesql_ray.engines.base import Engine, InfraError, Limits, QueryTimeout, strip_trailing_semicolons
+from exesql_ray.engines.base import Engine, InfraError, Limits, QueryTimeout, capped
 from exesql_ray.errors import UserError
 
 
 TUPLES_OK, FATAL_ERROR = ExecStatus.TUPLES_OK, ExecStatus.FATAL_ERROR
-_TRAILING_LIMIT = re.compile(r"\blimit\s+(\d+)\s*$", re.I)
-_ROW_CLAUSE = re.compile(r"\b(?:limit|offset|fetch)\b", re.I)
-
-
-def capped(sql: str, limit: int) -> str:
-    """The row cap, applied by the server, in the cheapest form that is sure to hold:
-    - SQL without comments that ends in `LIMIT n` (n ≤ limit) is capped already: as is;
-    - SQL without comments and without LIMIT/OFFSET/FETCH anywhere: `LIMIT` appended (it
-      applies to the whole statement, set operations included);
-    - anything else: wrapped, `SELECT * FROM (…) AS exesql_capped LIMIT`, which keeps the
-      candidate's own ORDER BY/LIMIT (PostgreSQL does not reorder a subquery scan). The
-      newline ends a trailing `--` comment.
-    The wrapper costs PostgreSQL ~20 µs of planning per query (a tenth of a Spider query);
-    tests/test_engines.py checks rows and order of all three forms against the bare query."""
-    body = strip_trailing_semicolons(sql)
-    if "--" not in body and "/*" not in body:
-        low = body.lower()  # substring tests first: the regexes cost ~2 µs each per query
-        if "limit" not in low and "offset" not in low and "fetch" not in low:
-            return f"{body}\nLIMIT {int(limit)}"
-        m = _TRAILING_LIMIT.search(low, max(0, low.rfind("limit")))
-        if m is not None:
-            if int(m.group(1)) <= limit:
-                return body
-        elif _ROW_CLAUSE.search(low) is None:
-            return f"{body}\nLIMIT {int(limit)}"
-    return f"SELECT * FROM ({body}\n) AS exesql_capped LIMIT {int(limit)}"
 
 
 def hide_password(dsn: str) -> str:
