@@ -253,6 +253,27 @@ def test_sorting_query_carries_the_row_cap(engine, open_test_engine):
     assert [r[0] for r in some.rows] == [r[0] for r in every[:2]]  # the sort key's order holds
 
 
+CUT_SHORT = {  # a query that ends where it cannot, as a truncated sample does: its own error
+    "sqlite": "incomplete input",
+    "duckdb": 'syntax error at or near "BY"',
+    "postgres": "42601: syntax error at end of input",
+}
+
+
+@pytest.mark.parametrize("engine", sorted(CUT_SHORT))
+def test_query_cut_short_gets_its_own_error_not_one_about_the_row_cap(engine, open_test_engine):
+    """The row cap we add (a LIMIT) must not show in the error of a query cut short; the
+    pipelined stream (PostgreSQL) says the same as one query at a time."""
+    eng = open_test_engine(engine)
+    sql = "SELECT name FROM products ORDER BY"
+    one = eng.execute("retail_shop", sql, cap=3)
+    streamed = list(eng.execute_many([("retail_shop", sql, 3), ("retail_shop", "SELECT 1", None)]))
+    for ex in (one, streamed[0]):
+        assert ex.status == "error" and ex.error_class == "syntax", ex
+        assert CUT_SHORT[engine] in ex.error and "LIMIT" not in ex.error and ")" not in ex.error, ex
+    assert streamed[1].status == "ok" and streamed[1].rows == [(1,)]
+
+
 # Jobs of every kind a stream meets: rows, errors, refusals, a timeout, DB switches, caps.
 STREAM = [
     ("retail_shop", "SELECT count(*) FROM orders", None),

@@ -491,7 +491,8 @@ class Engine(ABC):
         raise NotImplementedError
 
     def _statement(self, sql: str, cap: int):
-        """What `_send` sends for a guarded query and its cap (the engine's row cap applied)."""
+        """What the engine runs (or `_send` sends) for a guarded query and its cap: the query
+        with the engine's row cap applied, where the engine applies it in the SQL."""
         return sql
 
     def _send(self, conn, db_id: str, statement) -> None:
@@ -558,9 +559,15 @@ class Engine(ABC):
         db_id, sql, cap, t0 = job
         if exc is None:
             return self._finish(raw, cap, t0)
-        if isinstance(exc, InfraError):
-            return self.execute(db_id, sql, cap)  # not a verdict: retried with backoff
+        if isinstance(exc, InfraError) or self._error_is_ours(exc, sql, cap):
+            # not a verdict (retried with backoff), or not the query's own error
+            return self.execute(db_id, sql, cap)
         return self._verdict(exc, t0)
+
+    def _error_is_ours(self, exc: BaseException, sql: str, cap: int) -> bool:
+        """The stream's error is about what the engine added to the query (its row cap), not the
+        query: `execute` then finds the query's own error."""
+        return False
 
     # -- the parts of `execute`, shared with pipelined `execute_many`
     def _cap(self, cap: int | None) -> int:

@@ -86,7 +86,13 @@ class DuckDBEngine(Engine):
         cur = self._cursor(db_id)
         token = self._watchdog.arm(self.limits.timeout_s, cur.interrupt)
         try:
-            cur.execute(self._statement(sql, cap))
+            statement = self._statement(sql, cap)
+            try:
+                cur.execute(statement)
+            except duckdb.ParserException:
+                if statement == sql:
+                    raise
+                cur.execute(sql)  # the query as written gets its own error, not one about our LIMIT
             rows = cur.fetchmany(cap + 1)
         except duckdb.InterruptException as e:
             raise QueryTimeout() from e

@@ -23,7 +23,7 @@ from psycopg import sql as psql
 from psycopg.adapt import Transformer
 from psycopg.pq import ExecStatus
 
-from exesql_ray.engines.base import Engine, InfraError, Limits, QueryTimeout, capped
+from exesql_ray.engines.base import Engine, InfraError, Limits, QueryTimeout, capped, strip_trailing_semicolons
 from exesql_ray.errors import UserError
 
 
@@ -110,7 +110,17 @@ class PostgresEngine(Engine):
                 conn.execute(psql.SQL("SET search_path TO {}").format(psql.Identifier(schema)))
                 conn._exesql_schema = schema  # type: ignore[attr-defined]
             cur = conn._exesql_cursor
-            cur.execute(self._statement(sql, cap))
+            statement = self._statement(sql, cap)
+            try:
+                cur.execute(statement)
+            except psycopg.errors.SyntaxError as e:
+                if not self._fails_at_our_cap(e, sql, statement):
+                    raise
+                # The query as written ends where it cannot: the error names the LIMIT we added.
+                # PREPARE parses it without running it, and fails with the query's own error.
+                cur.execute("PREPARE exesql_own AS " + strip_trailing_semicolons(sql))
+                cur.execute("DEALLOCATE exesql_own")
+                raise  # it compiles alone (not seen): the capped form's error stands
             return cur.fetchall()
         except psycopg.errors.QueryCanceled as e:
             raise QueryTimeout() from e
@@ -139,6 +149,20 @@ class PostgresEngine(Engine):
 
     def _statement(self, sql: str, cap: int) -> str:
         return capped(sql, cap + 1)
+
+    def _fails_at_our_cap(self, exc, sql: str, statement: str) -> bool:
+        """A syntax error inside what `capped` added (the query as written is cut short)."""
+        if statement == sql or not isinstance(exc, psycopg.errors.SyntaxError):
+            return False
+        body = strip_trailing_semicolons(sql)
+        try:
+            position = int(exc.diag.statement_position or 0)  # 1-based, in characters
+        except ValueError:
+            return False
+        return position > statement.find(body) + len(body)
+
+    def _error_is_ours(self, exc, sql: str, cap: int) -> bool:
+        return isinstance(exc, psycopg.errors.SyntaxError) and self._fails_at_our_cap(exc, sql, self._statement(sql, cap))
 
     def _send(self, conn: psycopg.Connection, db_id: str, statement: str) -> None:
         schema = self.db_name(db_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -14,6 +15,8 @@ _ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
 
 
 CACHE_MB = 16  # per connection: its page cache, and what one sort may hold before it spills
+# Errors raised before a statement runs, by its text
+_SYNTAX = re.compile(r"syntax error|incomplete input|unrecognized token")
 # Process-wide: SQLite frees cached pages (of all connections) to keep its heap below this.
 SOFT_HEAP_LIMIT = 1 << 30
 
@@ -123,21 +126,27 @@ class SQLiteEngine(Engine):
 
     def _run(self, db_id: str, sql: str, cap: int):
         con, deadline = self._connection(db_id)
-        sql = self._statement(sql, cap)
+        statement = self._statement(sql, cap)
         deadline.at = time.monotonic() + self.limits.timeout_s
         try:
             try:
-                rows = _fetch(con, sql, cap)
+                rows = _fetch(con, statement, cap)
             except sqlite3.OperationalError as e:
-                if "decode" not in str(e):
-                    raise
-                # Text that is not UTF-8 (a few Spider rows): decode leniently, this query only.
-                # The default decoder is C; a Python text_factory on every value costs ~10%.
-                con.text_factory = _lenient
-                try:
+                if statement != sql and _SYNTAX.search(str(e)) is not None:
+                    # The capped form does not compile: the query as written gets its own error,
+                    # not one about the LIMIT we added (`incomplete input`, not `near "LIMIT"`).
+                    statement = sql
                     rows = _fetch(con, sql, cap)
-                finally:
-                    con.text_factory = str
+                elif "decode" in str(e):
+                    # Text that is not UTF-8 (a few Spider rows): decode leniently, this query
+                    # only. The default decoder is C; a Python text_factory on every value costs ~10%.
+                    con.text_factory = _lenient
+                    try:
+                        rows = _fetch(con, statement, cap)
+                    finally:
+                        con.text_factory = str
+                else:
+                    raise
         except sqlite3.OperationalError as e:
             if "interrupted" in str(e):
                 raise QueryTimeout() from e
