@@ -114,7 +114,7 @@ class PostgresEngine(Engine):
             try:
                 cur.execute(statement)
             except psycopg.errors.SyntaxError as e:
-                if not self._fails_at_our_cap(e, sql, statement):
+                if not self._error_is_ours(e, sql, cap):
                     raise
                 # The query as written ends where it cannot: the error names the LIMIT we added.
                 # PREPARE parses it without running it, and fails with the query's own error.
@@ -150,9 +150,12 @@ class PostgresEngine(Engine):
     def _statement(self, sql: str, cap: int) -> str:
         return capped(sql, cap + 1)
 
-    def _fails_at_our_cap(self, exc, sql: str, statement: str) -> bool:
+    def _error_is_ours(self, exc, sql: str, cap: int) -> bool:
         """A syntax error inside what `capped` added (the query as written is cut short)."""
-        if statement == sql or not isinstance(exc, psycopg.errors.SyntaxError):
+        if not isinstance(exc, psycopg.errors.SyntaxError):
+            return False
+        statement = self._statement(sql, cap)
+        if statement == sql:
             return False
         body = strip_trailing_semicolons(sql)
         try:
@@ -160,9 +163,6 @@ class PostgresEngine(Engine):
         except ValueError:
             return False
         return position > statement.find(body) + len(body)
-
-    def _error_is_ours(self, exc, sql: str, cap: int) -> bool:
-        return isinstance(exc, psycopg.errors.SyntaxError) and self._fails_at_our_cap(exc, sql, self._statement(sql, cap))
 
     def _send(self, conn: psycopg.Connection, db_id: str, statement: str) -> None:
         schema = self.db_name(db_id)

@@ -135,7 +135,6 @@ class SQLiteEngine(Engine):
                 if statement != sql and _SYNTAX.search(str(e)) is not None:
                     # The capped form does not compile: the query as written gets its own error,
                     # not one about the LIMIT we added (`incomplete input`, not `near "LIMIT"`).
-                    statement = sql
                     rows = _fetch(con, sql, cap)
                 elif "decode" in str(e):
                     # Text that is not UTF-8 (a few Spider rows): decode leniently, this query
