@@ -142,7 +142,7 @@ _TRAILING_LIMIT = re.compile(r"\blimit\s+(\d+)\s*$", re.I)
 _ROW_CLAUSE = re.compile(r"\b(?:limit|offset|fetch)\b", re.I)
 
 
-def capped(sql: str, limit: int) -> str:
+def capped(sql: str, limit: int, dialect: str) -> str:
     """The row cap as part of the query, in the cheapest form that is sure to hold, so that
     the engine itself stops at `limit` rows (a sort keeps only its top rows, PostgreSQL's
     server buffers no more):
@@ -151,7 +151,8 @@ def capped(sql: str, limit: int) -> str:
       applies to the whole statement, set operations included);
     - anything else: wrapped, `SELECT * FROM (…) AS exesql_capped LIMIT`, which keeps the
       candidate's own ORDER BY/LIMIT (PostgreSQL, SQLite and DuckDB do not reorder a
-      subquery scan). The newline ends a trailing `--` comment.
+      subquery scan). The newline ends a trailing `--` comment. SQL whose parentheses do
+      not nest is not wrapped (`_nests`): it cannot compile as written, and wrapped it might.
     The wrapper costs PostgreSQL ~20 µs of planning per query (a tenth of a Spider query);
     tests/test_engines.py checks rows and order of all three forms against the bare query."""
     body = strip_trailing_semicolons(sql)
@@ -165,7 +166,43 @@ def capped(sql: str, limit: int) -> str:
                 return body
         elif _ROW_CLAUSE.search(low) is None:
             return f"{body}\nLIMIT {int(limit)}"
+    if not _nests(body, dialect):
+        return body  # it fails to compile as written, with its own error
     return f"SELECT * FROM ({body}\n) AS exesql_capped LIMIT {int(limit)}"
+
+
+_NOT_PAREN = re.compile(r"[^()]+")
+
+
+def _nests(body: str, dialect: str) -> bool:
+    """Whether each `(` of `body` closes after it and before its end, outside quoted text and
+    comments: only then does our wrapper's `(` close at our own `)`. Otherwise the SQL cannot
+    compile as written, in any dialect, but wrapped it can: `SELECT a FROM t) AS x, (SELECT 2
+    -- c` becomes a join that returns rows. Plain text and text with quotes only (the common
+    case, ~1 µs) are read with the regexes of `cache_key`; the rest is tokenised for its
+    dialect. Text the tokenizer refuses counts as nesting (it is wrapped, as before)."""
+    if _TOKENISE_IF_RX.search(body) is None:
+        outside = body
+        if "'" in body or '"' in body or "`" in body:
+            outside = "\x00".join(_QUOTED.split(body)[0::2])
+        if "'" not in outside and '"' not in outside and "`" not in outside:
+            parens = _NOT_PAREN.sub("", outside)
+            while "()" in parens:
+                parens = parens.replace("()", "")
+            return not parens
+    try:
+        tokens = dialect_of(dialect).tokenize(body)
+    except TokenError:
+        return True
+    depth = 0
+    for tok in tokens:
+        if tok.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif tok.token_type == TokenType.R_PAREN:
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
 
 
 def sorts(sql: str) -> bool:

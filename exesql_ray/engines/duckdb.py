@@ -80,7 +80,7 @@ class DuckDBEngine(Engine):
         # The cap inside a query that sorts: DuckDB then plans a top-N, where `fetchmany` alone
         # lets it sort the whole result first. On a 1M-row table, ORDER BY with a cap of 3 runs
         # ~40x faster. Elsewhere the LIMIT's planning cost more than it saved on Spider.
-        return capped(sql, cap + 1) if sorts(sql) else sql
+        return capped(sql, cap + 1, self.dialect) if sorts(sql) else sql
 
     def _run(self, db_id: str, sql: str, cap: int):
         cur = self._cursor(db_id)

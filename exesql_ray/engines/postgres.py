@@ -148,16 +148,16 @@ class PostgresEngine(Engine):
         self.pool.putconn(conn)
 
     def _statement(self, sql: str, cap: int) -> str:
-        return capped(sql, cap + 1)
+        return capped(sql, cap + 1, self.dialect)
 
     def _error_is_ours(self, exc, sql: str, cap: int) -> bool:
         """A syntax error inside what `capped` added (the query as written is cut short)."""
         if not isinstance(exc, psycopg.errors.SyntaxError):
             return False
         statement = self._statement(sql, cap)
-        if statement == sql:
-            return False
         body = strip_trailing_semicolons(sql)
+        if statement == sql or statement == body:  # nothing added
+            return False
         try:
             position = int(exc.diag.statement_position or 0)  # 1-based, in characters
         except ValueError:
