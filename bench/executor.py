@@ -9,7 +9,9 @@ Per engine (SQLite, DuckDB, PostgreSQL, MariaDB):
            per statement; a 16 MB page cache, which sorts use before they spill), so that
            the guards' and the cache's own share show apart from those settings
   guarded  ours: guard, timeout, row cap, normalisation, hashing, one record per query;
-           no cache, guard memo cleared every round
+           no cache, guard memo cleared every round; on SQLite also split per query into
+           SQLite inside our engine (`_run`: settings, authorizer, deadline, cap) and our
+           Python around it (guard, normalise and hash, record)
   best8    ours on a best-of-8 workload (8 candidates per question with realistic duplicates,
            each compared with the gold result), cache on, over the raw loop on the same
            workload (each candidate once, each gold once); candidates/s over raw gold
@@ -226,6 +228,31 @@ def clear_memos():
         base._INSPECT_CACHE.clear()
     base._KEYS.clear()
     query_orders.cache_clear()
+
+
+def engine_part(engine, queries):
+    """Only what our SQLite engine hands to SQLite: `_run` (our connection and its settings,
+    the authorizer, the deadline, the row cap, fetchmany), none of our Python around it (the
+    guard, normalising, hashing, the record). Run on queries that run: none raises."""
+    cap = engine.limits.max_rows
+    for db, sql in queries:
+        engine._run(db, sql, cap)
+
+
+def python_parts(engine, queries) -> dict:
+    """µs a query of the two parts of `execute` that are plain Python: the guard, and
+    normalising and hashing a result (on rows fetched once, beforehand). Best of 15."""
+    cap = engine.limits.max_rows
+    raws = [engine._run(db, sql, cap) for db, sql in queries]
+    out = {}
+    for part, fn in (("guard", lambda: [engine._refusal(sql) for _, sql in queries]),
+                     ("normalise_and_hash", lambda: [engine._finish(r, cap, 0.0) for r in raws])):
+        best = 1e9
+        for _ in range(15):
+            clear_memos()
+            best = min(best, timed(fn))
+        out[part] = best / len(queries) * 1e6
+    return out
 
 
 def guarded_loop(engine, queries):
@@ -446,12 +473,13 @@ def main() -> None:
 
         distinct = list({(db, cache_key(sql, engine.dialect)): (db, sql) for db, sql in raw_workload}.values())
         best = {"raw": 1e9, "guarded": 1e9, "best8": 1e9, "raw8": 1e9, "distinct": 1e9, "raw_same": 1e9, "raw8_same": 1e9,
-                "floor8": 1e9, "best8_threads": 1e9}
+                "floor8": 1e9, "best8_threads": 1e9, "engine_part": 1e9}
         for _ in range(ROUNDS):
             for _ in range(GUARD_PAIRS):  # short loops: more pairs, so both minima settle
                 best["raw"] = min(best["raw"], timed(RAW[name], runnable, roots))
                 if name == "sqlite":
                     best["raw_same"] = min(best["raw_same"], timed(raw_sqlite, runnable, roots, True))
+                    best["engine_part"] = min(best["engine_part"], timed(engine_part, engine, runnable))
                 clear_memos()
                 best["guarded"] = min(best["guarded"], timed(guarded_loop, engine, runnable))
             best["raw8"] = min(best["raw8"], timed(RAW[name], raw_workload, roots))
@@ -492,6 +520,21 @@ def main() -> None:
                   f"{len(runnable) / best['raw_same']:7.0f} q/s, best-of-8 {len(workload) / best['raw8_same']:7.0f} cand/s: "
                   f"those settings alone {best['raw'] / best['raw_same']:.2f}x and {best['raw8'] / best['raw8_same']:.2f}x raw; "
                   f"ours with all guards {same:.2f}x of it, ours cached on best-of-8 {same8:.2f}x of it", flush=True)
+            # Where ours' time per query goes, against raw's: SQLite inside our engine (with its
+            # settings and guards), and our Python around it (guard, normalise and hash, record).
+            us = {k: best[k] / len(runnable) * 1e6 for k in ("raw", "guarded", "engine_part")}
+            parts = python_parts(engine, runnable)
+            python_us = us["guarded"] - us["engine_part"]
+            record_us = python_us - parts["guard"] - parts["normalise_and_hash"]
+            rates[name]["engine_part_vs_raw"] = round(best["raw"] / best["engine_part"], 3)
+            rates[name]["python_us_per_query"] = {"all": round(python_us, 1), "guard": round(parts["guard"], 1),
+                                                  "normalise_and_hash": round(parts["normalise_and_hash"], 1),
+                                                  "record_and_rest": round(record_us, 1)}
+            print(f"         per query: raw {us['raw']:.1f} us; ours {us['guarded']:.1f} us = SQLite inside our engine "
+                  f"{us['engine_part']:.1f} us ({rates[name]['engine_part_vs_raw']:.2f}x raw: settings, authorizer, deadline, "
+                  f"row cap) + our Python {python_us:.1f} us (guard {parts['guard']:.1f}, normalise and hash "
+                  f"{parts['normalise_and_hash']:.1f}, record and the rest {record_us:.1f}); 0.9x raw leaves "
+                  f"{us['raw'] / 0.9 - us['engine_part']:.1f} us for all of our Python", flush=True)
             # What best-of-8 could reach with no overhead of ours: each distinct query once, at
             # ours' caps, in the raw loop with our settings. And ours with 2 threads, both cores
             # (the raw loop uses one: not the headline, which is one thread against one).
