@@ -77,6 +77,26 @@ def test_cache_serves_duplicates(open_test_engine):
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "duckdb", "postgres", "mysql"])
+def test_cache_never_serves_count_with_a_space_for_count(engine, open_test_engine):
+    """MySQL and MariaDB refuse `count (*)` (a space before the parenthesis) and run
+    `count(*)`; the other engines run both. The cache must not hand one's verdict to the other,
+    whichever runs first."""
+    eng = open_test_engine(engine)
+    gold = "SELECT count(*) FROM orders"
+    spaced = "SELECT count (*) FROM orders"
+    for order in ([gold, spaced], [spaced, gold]):
+        ex = Executor(eng)
+        recs = ex.run([{"id": str(i), "db_id": "retail_shop", "sql": sql} for i, sql in enumerate(order)])
+        by_sql = {r["sql"]: r for r in recs}
+        assert by_sql[gold]["status"] == "ok", recs
+        if engine == "mysql":
+            assert by_sql[spaced]["status"] == "error" and by_sql[spaced]["error_class"] == "syntax", recs
+            assert not by_sql[spaced]["cached"] and not by_sql[gold]["cached"], recs
+        else:
+            assert by_sql[spaced]["status"] == "ok" and by_sql[order[1]]["cached"], recs
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb", "postgres", "mysql"])
 def test_candidate_is_fetched_to_one_row_past_its_gold(engine, open_test_engine):
     """More rows than the gold cannot match a multiset, so a candidate is fetched to gold + 1
     rows at most (MySQL: the session cap only); the same SQL without a gold runs in full."""
