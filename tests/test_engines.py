@@ -168,6 +168,51 @@ def test_unreachable_server_fails_fast_with_dsn_hidden():
     assert time.monotonic() - t0 < 10
 
 
+def test_mysql_server_that_compares_table_names_as_written_is_refused(db_servers):
+    """A MariaDB initialised with lower_case_table_names=0 (MySQL's default on Linux): the
+    engine and the migration refuse it with the setting named, instead of failing `FROM Singer` on tables
+    migrated as `singer` and sharing cached verdicts between the two. A throwaway server,
+    started here on a unix socket (~1 s)."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    from exesql_ray.engines.migrate import MySQLTarget
+    from exesql_ray.engines.mysql import MySQLEngine
+
+    assert shutil.which("mariadbd") and shutil.which("mariadb-install-db"), "run scripts/setup.sh"
+    d = tempfile.mkdtemp(prefix="exq-lctn-")  # short: a unix socket path has ~100 bytes
+    user = ["--user=root"] if os.geteuid() == 0 else []
+    sock, pid = f"{d}/s.sock", f"{d}/pid"
+    try:
+        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={d}/data", *user,
+                        "--auth-root-authentication-method=normal", "--skip-test-db"],
+                       check=True, capture_output=True)
+        server = subprocess.Popen(["mariadbd", "--no-defaults", f"--datadir={d}/data", f"--socket={sock}",
+                                   "--skip-networking", f"--pid-file={pid}", f"--log-error={d}/err.log", *user],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            dsn = f"mysql://root@localhost/?unix_socket={sock}"
+            deadline = time.monotonic() + 20
+            while not os.path.exists(sock):
+                assert time.monotonic() < deadline and server.poll() is None, open(f"{d}/err.log").read()
+                time.sleep(0.05)
+            with pytest.raises(UserError) as e:
+                MySQLEngine(dsn)
+            assert "lower_case_table_names=0" in str(e.value) and sock in str(e.value), e.value
+            with pytest.raises(UserError) as e:  # migration, before it creates anything
+                MySQLTarget(dsn, "exesql_reader")
+            assert "lower_case_table_names=0" in str(e.value), e.value
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    # the project's own server is set up right
+    MySQLEngine(db_servers["EXESQL_MYSQL_DSN"]).close()
+
+
 def test_spider_dev_gold_matches_plain_sqlite3(tmp_path):
     """Comparator self-check: `exesql-ray execute` on SQLite returns what plain sqlite3 does."""
     from exesql_ray.data import load_dataset

@@ -338,7 +338,7 @@ class MySQLTarget(Target):
     def __init__(self, admin_dsn: str, reader: str):
         import MySQLdb
 
-        from exesql_ray.engines.mysql import parse_mysql_dsn
+        from exesql_ray.engines.mysql import parse_mysql_dsn, require_folded_table_names
         from exesql_ray.engines.postgres import hide_password
         from exesql_ray.errors import UserError
 
@@ -349,6 +349,11 @@ class MySQLTarget(Target):
                                         connect_timeout=5)
         except MySQLdb.OperationalError as e:
             raise UserError(f"mysql: cannot connect to {hide_password(admin_dsn)}: {e.args[-1]}") from None
+        try:
+            require_folded_table_names(self.conn, admin_dsn)  # before anything is created there
+        except UserError:
+            self.conn.close()
+            raise
         self.reader = reader
         cur = self.conn.cursor()
         cur.execute(f"CREATE DATABASE IF NOT EXISTS {self.META_DB}")

@@ -41,6 +41,21 @@ def parse_mysql_dsn(dsn: str) -> dict:
     return kw
 
 
+def require_folded_table_names(conn, dsn: str) -> None:
+    """Refuse a server that compares table names as written (lower_case_table_names=0, MySQL's
+    default on Linux). Migration names tables in lower case, queries name them in any case
+    (Spider's gold writes `FROM Singer`), and the execution cache's keys fold case: there most
+    queries would fail, and the cache would hand `FROM Singer`'s verdict to `FROM singer`."""
+    cur = conn.cursor()
+    cur.execute("SELECT @@lower_case_table_names")
+    table_case = int(cur.fetchone()[0])
+    cur.close()
+    if table_case == 0:
+        raise UserError(f"mysql: {hide_password(dsn)} has lower_case_table_names=0 (table names compared as "
+                        "written); exesql-ray needs 1: start the server with --lower-case-table-names=1 (fixed "
+                        "when its data directory is initialised; scripts/dbs.sh and docker-compose.yml do so)")
+
+
 class MySQLEngine(Engine):
     name = "mysql"
     dialect = "mysql"
@@ -82,9 +97,13 @@ class MySQLEngine(Engine):
         self._dbs = None
         self.flavor = None
         try:
-            self._release(self._connect())
+            conn = self._connect()
         except MySQLdb.OperationalError as e:
             raise UserError(f"mysql: cannot connect to {hide_password(dsn)}: {e.args[-1]}") from None
+        try:
+            require_folded_table_names(conn, dsn)
+        finally:
+            self._release(conn)
 
     def _connect(self):
         conn = MySQLdb.connect(**self._kw, charset="utf8mb4", autocommit=True, multi_statements=False,
