@@ -96,6 +96,26 @@ def test_cache_never_serves_count_with_a_space_for_count(engine, open_test_engin
             assert by_sql[spaced]["status"] == "ok" and by_sql[order[1]]["cached"], recs
 
 
+def test_cache_keeps_sqlite_bracketed_names_exact(tmp_path):
+    """`[Meal Count (K-12)]` names a column; `[Meal Count(K-12)]` names none. The cache must
+    not fold the space inside the brackets and hand one the other's verdict."""
+    from exesql_ray.engines.sqlite import SQLiteEngine
+
+    (tmp_path / "schools").mkdir()
+    con = sqlite3.connect(tmp_path / "schools" / "schools.sqlite")
+    con.execute('CREATE TABLE frpm ("Meal Count (K-12)" INTEGER)')
+    con.execute("INSERT INTO frpm VALUES (7)")
+    con.commit()
+    con.close()
+    right, wrong = "SELECT [Meal Count (K-12)] FROM frpm", "SELECT [Meal Count(K-12)] FROM frpm"
+    with SQLiteEngine(db_root=tmp_path) as eng:
+        for order in ([right, wrong], [wrong, right]):
+            recs = {r["sql"]: r for r in Executor(eng).run(
+                [{"id": str(i), "db_id": "schools", "sql": sql} for i, sql in enumerate(order)])}
+            assert recs[right]["status"] == "ok" and recs[right]["row_count"] == 1, recs
+            assert recs[wrong]["status"] == "error" and recs[wrong]["error_class"] == "unknown_column", recs
+
+
 @pytest.mark.parametrize("engine", ["sqlite", "duckdb", "postgres", "mysql"])
 def test_candidate_is_fetched_to_one_row_past_its_gold(engine, open_test_engine):
     """More rows than the gold cannot match a multiset, so a candidate is fetched to gold + 1

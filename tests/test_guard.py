@@ -47,6 +47,9 @@ def test_cache_key_equal_only_for_same_query():
     assert k("SELECT 'a") != k("SELECT 'A")  # an unbalanced quote: tokenised
     assert k("SELECT a FROM t WHERE b = 'X'") != k("SELECT a FROM t WHERE b = 'x'")
     assert k("SELECT a FROM t WHERE b = 'x  y'") != k("SELECT a FROM t WHERE b = 'x y'")
+    # SQLite's bracketed names are quoted text: their spaces count
+    assert k("SELECT [Meal Count (K-12)] FROM t") != k("SELECT [Meal Count(K-12)] FROM t")
+    assert k("SELECT [Meal Count (K-12)] FROM t") == k("select  [Meal Count (K-12)]  from T")
 
 
 def test_mysql_key_keeps_a_space_before_a_parenthesis():

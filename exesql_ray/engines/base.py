@@ -225,8 +225,9 @@ _AROUND_PUNCT = re.compile(r" ?([,()]) ?")  # tokens that combine with no neighb
 _SPACED_CALL_DIALECTS = frozenset({"mysql"})
 _AROUND_PUNCT_SPACED_CALLS = re.compile(r" ?([,)]) ?|(\() ?")
 # Where a regex cannot tell literals from the rest: comments, backslash escapes (MySQL,
-# PostgreSQL's E''), dollar quoting. Such SQL is tokenised.
-_TOKENISE_IF = ("--", "/*", "#", "\\", "$")
+# PostgreSQL's E''), dollar quoting, SQLite's [bracketed names] (`[Meal Count (K-12)]` is not
+# `[Meal Count(K-12)]`; elsewhere `[` opens an array or a list). Such SQL is tokenised.
+_TOKENISE_IF = ("--", "/*", "#", "\\", "$", "[")
 _TOKENISE_IF_RX = re.compile("|".join(map(re.escape, _TOKENISE_IF)))
 
 
@@ -236,8 +237,8 @@ def cache_key(sql: str, dialect: str) -> str:
     case), nor spaces around `,` `(` `)`, so they are folded; spaces elsewhere are kept as one
     (`< =` is not `<=`), quoted text is kept exact, and whitespace alone between two quoted
     runs too ('a'\\n'b' is one string in PostgreSQL, 'a' 'b' an error). SQL with comments,
-    backslashes or `$` is tokenised instead: a regex cannot tell their literals apart. In
-    MySQL a space before `(` is kept (`_SPACED_CALL_DIALECTS`).
+    backslashes, `$` or `[` is tokenised instead: a regex cannot tell their literals apart.
+    In MySQL a space before `(` is kept (`_SPACED_CALL_DIALECTS`).
     Regex rather than the tokenizer otherwise: it is ~20x cheaper, and best-of-N keys every
     candidate. Memoised (the gold is looked up once per candidate)."""
     k = _KEYS.get((dialect, sql))
