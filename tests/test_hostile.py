@@ -17,6 +17,18 @@ PWNED = Path("/tmp/exesql_pwned")
 SORTED_BIG = ("SELECT a.order_id, b.order_id FROM order_items a, order_items b, order_items c "
               "ORDER BY a.quantity * b.quantity DESC, c.order_id")
 
+# MySQL/MariaDB run what `/*! */` and `/*M! */` hold, obey `/*+ */` hints, and keep `@x := …`
+# for the connection's next query: each got past the token check until 2026-11-25.
+MYSQL_SESSION_CHANGES = (
+    "SELECT 1 /*! INTO @exq_a */",
+    "SELECT @exq_b := 5",
+    "SELECT count(*) FROM customers WHERE (@exq_b := customer_id) > 0",
+    "SELECT 1 /*!, GET_LOCK('exq_lock', 0) */",
+    "SELECT 1 /*M!, GET_LOCK('exq_lock', 0) */",
+    "SELECT /*+ SET_VAR(sql_select_limit=100000000) */ a.order_id FROM order_items a, order_items b",
+    "SELECT /*+ MAX_EXECUTION_TIME(100000) */ SLEEP(5)",
+)
+
 COMMON = [
     "DROP TABLE customers",
     "DELETE FROM customers",
@@ -87,7 +99,7 @@ PER_ENGINE = {
         "LOAD DATA INFILE '/etc/passwd' INTO TABLE customers",
         "SELECT * FROM mysql.user",
         "SELECT * FROM customers FOR UPDATE",
-    ],
+    ] + list(MYSQL_SESSION_CHANGES),
 }
 
 
@@ -170,6 +182,22 @@ def check_verdicts(engine: str, by_sql: dict) -> None:
     if engine == "mysql":
         assert by_sql["SELECT SLEEP(5)"]["status"] in ("timeout", "ok")  # MariaDB's SLEEP returns 1 when killed
         assert by_sql["SELECT LOAD_FILE('/etc/passwd')"]["status"] == "rejected"
+        for sql in MYSQL_SESSION_CHANGES:
+            assert by_sql[sql]["status"] == "rejected", by_sql[sql]
+
+
+@pytest.mark.parametrize("one_at_a_time", [True, False])
+def test_mysql_session_keeps_no_variable_or_lock(one_at_a_time, open_test_engine):
+    """After the suite's session-changing queries, the pooled connections hold no user
+    variable and no named lock: the next query sees a fresh session, one at a time and streamed."""
+    eng = open_test_engine("mysql", timeout_s=TIMEOUT, max_rows=1000)
+    ex = Executor(eng, cache=False)
+    rows = [{"id": f"s{i}", "db_id": DB, "sql": sql} for i, sql in enumerate(MYSQL_SESSION_CHANGES)]
+    probe = {"id": "probe", "db_id": DB, "sql": "SELECT @exq_a, @exq_b, IS_USED_LOCK('exq_lock')"}
+    records = [ex.run_row(r) for r in rows + [probe]] if one_at_a_time else ex.run(rows + [probe])
+    assert [r["status"] for r in records[:-1]] == ["rejected"] * len(rows), records
+    assert records[-1]["status"] == "ok", records[-1]
+    assert ex.execute_sql(DB, probe["sql"]).rows == [(None, None, None)]
 
 
 @pytest.mark.parametrize("engine", ["postgres", "mysql"])
