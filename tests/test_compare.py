@@ -91,6 +91,12 @@ def test_float_tolerance_and_types():
     assert not results_match([(0.3,)], [(0.31,)])
     assert not results_match([("1",)], [(1,)])  # text is not a number
     assert not results_match([(None,)], [(0,)])
+    # the tolerance is for floats: two ints compare exactly, an int and a float within it
+    assert not results_match([(1_000_000,)], [(1_000_001,)])
+    assert results_match([(1_000_000,)], [(1_000_000.0000001,)])
+    assert results_match([(3,)], [(3.0,)])
+    big = [(2**60 + 1,), (2**60,)]  # one float for both: sorted by their exact values
+    assert results_match(big, big[::-1]) and not results_match(big, [(2**60,), (2**60,)])
 
 
 def test_column_order_option():
