@@ -63,6 +63,7 @@ PER_ENGINE = {
         "SELECT * FROM read_csv('/etc/passwd')",
         "SELECT * FROM read_csv_auto('/etc/passwd')",
         "SELECT * FROM glob('/etc/*')",
+        "SELECT * FROM query('SELECT * FROM read_csv(''/etc/passwd'')')",
         "INSTALL httpfs",
         "LOAD httpfs",
         "SET lock_configuration = false",
@@ -176,6 +177,9 @@ def check_verdicts(engine: str, by_sql: dict) -> None:
     assert cross4["status"] == "timeout" or (engine == "duckdb" and cross4["status"] == "ok"), cross4
     for sql in ("DROP TABLE customers", "SELECT 1; DROP TABLE customers", "DELETE FROM customers"):
         assert by_sql[sql]["status"] == "rejected", by_sql[sql]
+    if engine == "duckdb":  # refused by the guard, before DuckDB's own configuration would
+        hidden = by_sql["SELECT * FROM query('SELECT * FROM read_csv(''/etc/passwd'')')"]
+        assert hidden["status"] == "rejected" and "query()" in hidden["error"], hidden
     if engine == "postgres":
         assert by_sql["SELECT pg_sleep(5)"]["status"] == "timeout"
         assert by_sql["SELECT pg_read_file('/etc/passwd')"]["status"] == "rejected"
