@@ -181,17 +181,14 @@ def _nests(body: str, dialect: str) -> bool:
     comments: only then does our wrapper's `(` close at our own `)`. Otherwise the SQL cannot
     compile as written, in any dialect, but wrapped it can: `SELECT a FROM t) AS x, (SELECT 2
     -- c` becomes a join that returns rows. Plain text and text with quotes only (the common
-    case, ~1 µs) are read with the regexes of `cache_key`; the rest is tokenised for its
-    dialect. Text the tokenizer refuses counts as nesting (it is wrapped, as before)."""
-    if _TOKENISE_IF_RX.search(body) is None:
-        outside = body
-        if "'" in body or '"' in body or "`" in body:
-            outside = "\x00".join(_QUOTED.split(body)[0::2])
-        if "'" not in outside and '"' not in outside and "`" not in outside:
-            parens = _NOT_PAREN.sub("", outside)
-            while "()" in parens:
-                parens = parens.replace("()", "")
-            return not parens
+    case, ~1 µs) are read with the regexes of `cache_key` (`_regex_parts`); the rest is
+    tokenised for its dialect. Text the tokenizer refuses counts as nesting (it is wrapped, as before)."""
+    parts = _regex_parts(body)
+    if parts is not None:
+        parens = _NOT_PAREN.sub("", "\x00".join(parts[0::2]))
+        while "()" in parens:
+            parens = parens.replace("()", "")
+        return not parens
     try:
         tokens = dialect_of(dialect).tokenize(body)
     except TokenError:
@@ -233,6 +230,20 @@ _TOKENISE_IF = ("--", "/*", "#", "\\", "$", "[")
 _TOKENISE_IF_RX = re.compile("|".join(map(re.escape, _TOKENISE_IF)))
 
 
+def _regex_parts(body: str) -> list[str] | None:
+    """`body` split at its quoted runs (at odd positions), where regexes can read it: no
+    `_TOKENISE_IF` text and no unbalanced quote. None: only the tokenizer can tell."""
+    if _TOKENISE_IF_RX.search(body) is not None:
+        return None
+    if "'" not in body and '"' not in body and "`" not in body:
+        return [body]
+    parts = _QUOTED.split(body)
+    outside = "\x00".join(parts[0::2])
+    if "'" in outside or '"' in outside or "`" in outside:  # an unbalanced quote
+        return None
+    return parts
+
+
 def cache_key(sql: str, dialect: str) -> str:
     """Equal keys ⇒ the same query. Outside quotes, case and runs of whitespace do not
     matter (identifiers too: the engines fold or, MySQL here, are set to ignore table-name
@@ -246,19 +257,16 @@ def cache_key(sql: str, dialect: str) -> str:
     k = _KEYS.get((dialect, sql))
     if k is None:
         body = sql.strip().rstrip(";").strip()
-        if _TOKENISE_IF_RX.search(body) is not None:
+        parts = _regex_parts(body)
+        spaced = dialect in _SPACED_CALL_DIALECTS
+        if parts is None:
             k = inspect_sql(sql, dialect)[1]
-        elif "'" not in body and '"' not in body and "`" not in body:
-            k = _plain(body, dialect in _SPACED_CALL_DIALECTS)
+        elif len(parts) == 1:
+            k = _plain(body, spaced)
         else:
-            parts = _QUOTED.split(body)  # odd positions: the quoted runs
-            outside = "\x00".join(parts[0::2])
-            if "'" in outside or '"' in outside or "`" in outside:  # an unbalanced quote
-                k = inspect_sql(sql, dialect)[1]
-            else:
-                last, spaced = len(parts) - 1, dialect in _SPACED_CALL_DIALECTS
-                k = "".join([p if i % 2 or (0 < i < last and p.isspace()) else _plain(p, spaced)
-                             for i, p in enumerate(parts)])
+            last = len(parts) - 1
+            k = "".join([p if i % 2 or (0 < i < last and p.isspace()) else _plain(p, spaced)
+                         for i, p in enumerate(parts)])
         if len(_KEYS) > 200_000:
             _KEYS.clear()
         _KEYS[(dialect, sql)] = k
