@@ -1,6 +1,6 @@
 """Where each stage of a run keeps its output: one folder per stage and iteration.
 
-    <run_dir>/model/tiny                      the embedded default model (model.path unset)
+    <run_dir>/model/tiny                      the random-init tiny model (model.path: tiny), fast tests only
     <run_dir>/d_trans/<engine>.parquet        stage 1: verified translations
     <run_dir>/sample/iter-<k>/<engine>/part-NNNNN.parquet, d_valid/, d_neg/, summary.json
     <run_dir>/train/iter-<k>/sft, dpo         checkpoints (Hugging Face folders)
@@ -19,8 +19,21 @@ from pathlib import Path
 from exesql_ray.config import Config
 
 
+def uses_tiny_model(cfg: Config) -> bool:
+    return cfg.model.path in (None, "tiny")
+
+
 def base_model(cfg: Config) -> Path:
-    return Path(cfg.model.path) if cfg.model.path else Path(cfg.run_dir) / "model" / "tiny"
+    """The folder of the model a run starts from: the tiny model built for the run, an
+    embedded model's converted folder (exesql_ray/models.py, made by `ensure_embedded`), or
+    the folder model.path names."""
+    from exesql_ray.models import EMBEDDED, embedded_dir
+
+    if uses_tiny_model(cfg):
+        return Path(cfg.run_dir) / "model" / "tiny"
+    if cfg.model.path in EMBEDDED:
+        return embedded_dir(cfg.model.path)
+    return Path(cfg.model.path)
 
 
 def sample_dir(cfg: Config, iteration: int) -> Path:

