@@ -14,11 +14,24 @@ import os
 from exesql_ray.config import GenerationConfig
 
 
+def _cpus_in(bind: str) -> int:
+    """How many CPUs a VLLM_CPU_OMP_THREADS_BIND list names ("0-3,6")."""
+    n = 0
+    for part in bind.split("|")[0].split(","):
+        lo, _, hi = part.partition("-")
+        n += int(hi or lo) - int(lo) + 1 if lo.strip().isdigit() else 0
+    return max(1, n)
+
+
 def cpu_env(cfg: GenerationConfig) -> dict[str, str]:
-    """Environment vllm-cpu needs, set before vllm is imported (Ray: runtime_env)."""
+    """Environment vllm-cpu needs, set before vllm is imported (Ray: runtime_env). The
+    thread count follows the bound CPUs: Ray's workers inherit OMP_NUM_THREADS=1 from the
+    local Ray's runtime_env, which left vllm-cpu on one core."""
+    bind = os.environ.get("VLLM_CPU_OMP_THREADS_BIND", f"0-{max(0, (os.cpu_count() or 2) - 1)}")
     return {
         "VLLM_CPU_KVCACHE_SPACE": str(cfg.cpu_kv_cache_gib),
-        "VLLM_CPU_OMP_THREADS_BIND": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", f"0-{max(0, (os.cpu_count() or 2) - 1)}"),
+        "VLLM_CPU_OMP_THREADS_BIND": bind,
+        "OMP_NUM_THREADS": str(_cpus_in(bind)),
         "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
         "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
         "HF_HUB_OFFLINE": "1",
@@ -44,9 +57,11 @@ class Generator:
         self.model_path = model_path
 
     def chat(self, user_messages: list[str]) -> list[str]:
-        """Prompts in the model family's own chat format (its tokenizer's template)."""
+        """Prompts in the model family's own chat format (its tokenizer's template), the
+        assistant turn opened with `generation.answer_prefix` (a ```sql fence: the answer's
+        first line as training teaches it, so that a stop at the closing fence ends it)."""
         return [self.tokenizer.apply_chat_template([{"role": "user", "content": m}], add_generation_prompt=True,
-                                                   tokenize=False) for m in user_messages]
+                                                   tokenize=False) + self.cfg.answer_prefix for m in user_messages]
 
     def generate(self, prompts: list[str], n: int | None = None, temperature: float | None = None,
                  max_tokens: int | None = None, seed: int | None = None,
@@ -69,7 +84,9 @@ class Generator:
         fits = [i for i, ok in enumerate(room) if ok]
         outs = iter(self.llm.generate([prompts[i] for i in fits], [per_prompt[i] for i in fits], use_tqdm=False)
                     if fits else [])
-        return [[o.text for o in next(outs).outputs] if ok else [""] * per_prompt[i].n for i, ok in enumerate(room)]
+        pre = c.answer_prefix
+        return [[pre + o.text for o in next(outs).outputs] if ok else [""] * per_prompt[i].n
+                for i, ok in enumerate(room)]
 
     def sample(self, messages: list[str], seeds: list[int], weights_path: str | None = None,
                n: int | None = None, temperature: float | None = None) -> list[list[str]]:
@@ -142,17 +159,25 @@ class TransformersGenerator:
         room = c.max_model_len - enc["input_ids"].shape[1]
         if room < 1:
             return [[""] * n for _ in prompts]
-        stop_ids = [t for t in (self.tokenizer.convert_tokens_to_ids(s) for s in c.stop) if isinstance(t, int)]
         with torch.no_grad():
             out = self.model.generate(**enc, do_sample=temperature > 0, temperature=temperature or None,
                                       top_p=c.top_p if temperature > 0 else None, num_return_sequences=n,
                                       max_new_tokens=min(max_tokens or c.max_tokens, room),
-                                      eos_token_id=stop_ids or None, pad_token_id=self.tokenizer.pad_token_id)
-        texts = self.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                                      stop_strings=c.stop or None, tokenizer=self.tokenizer,
+                                      eos_token_id=self.model.generation_config.eos_token_id,
+                                      pad_token_id=self.tokenizer.pad_token_id)
+        texts = [c.answer_prefix + _cut_at_stop(t, c.stop) for t in
+                 self.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
         return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
 
     def reload(self, weights_path: str) -> None:
         self._load(weights_path)
+
+
+def _cut_at_stop(text: str, stops: list[str]) -> str:
+    """The text before the first stop string, as vLLM returns it (transformers keeps it)."""
+    cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=len(text))
+    return text[:cut]
 
 
 def start_generators(model_path: str, cfg: GenerationConfig):

@@ -130,7 +130,8 @@ _QUERY_START = re.compile(r"\b(SELECT|WITH)\b", re.I)
 
 def extract_sql(text: str) -> str:
     """The SQL of a completion: the first fenced block (closed or cut off by max_tokens), else
-    the text from its first SELECT/WITH; in either case up to the first `;`."""
+    the text from its first SELECT/WITH; in either case its first statement that is a query
+    (else its first statement)."""
     m = _FENCE.search(text)
     if m:
         body = m.group(1)
@@ -138,5 +139,8 @@ def extract_sql(text: str) -> str:
         q = _QUERY_START.search(text)
         body = text[q.start():] if q else text
     if ";" in body:
-        body = body.split(";", 1)[0]
+        # the first query of the block: a small instruction model often writes the CREATE
+        # TABLE it imagines before its SELECT
+        statements = [t.strip() for t in body.split(";")]
+        body = next((t for t in statements if _QUERY_START.match(t)), statements[0])
     return body.strip()

@@ -19,9 +19,12 @@ def generator(ray_local, tiny):
 
 def test_best_of_n_and_reload(ray_local, generator, tiny):
     prompts = ray_local.get(generator.chat.remote(["How many customers are there?", "List all products."]))
-    assert all(p.endswith("<|im_start|>assistant\n") for p in prompts)
+    # the assistant turn opens with the answer's fence (generation.answer_prefix) ...
+    assert all(p.endswith("<|im_start|>assistant\n```sql\n") for p in prompts)
     outs = ray_local.get(generator.generate.remote(prompts, seed=1))
     assert len(outs) == 2 and all(len(o) == 4 for o in outs)
+    # ... which every completion carries, and none goes on past a closing fence (the stop)
+    assert all(c.startswith("```sql\n") and "```" not in c[len("```sql\n"):] for o in outs for c in o)
     greedy = ray_local.get(generator.generate.remote(prompts, n=1, temperature=0.0))
     ray_local.get(generator.reload.remote(str(tiny)))  # same weights: greedy output unchanged
     assert ray_local.get(generator.generate.remote(prompts, n=1, temperature=0.0)) == greedy

@@ -151,6 +151,9 @@ def test_prompt_has_dialect_schema_keys_and_question(spider_engines):
     ("The answer is SELECT count(*) FROM t; because", "SELECT count(*) FROM t"),
     ("with x as (select 1) select * from x", "with x as (select 1) select * from x"),
     ("no sql here", "no sql here"),
+    # the query after the CREATE TABLE a small instruction model imagines first
+    ("```sql\nCREATE TABLE t (a INT);\nSELECT a FROM t;\n```", "SELECT a FROM t"),
+    ("```sql\nCREATE TABLE t (a INT);\n```", "CREATE TABLE t (a INT)"),
 ])
 def test_extract_sql(text, sql):
     assert extract_sql(text) == sql
