@@ -13,10 +13,12 @@ comparison semantics (`compare.*`) are printed with every result.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 
 from exesql_ray.config import Config
+from exesql_ray.intervals import paired_bootstrap, wilson
 from exesql_ray.runs import base_model, model_after
 from exesql_ray.sample_stage import SamplePlan, plan_sampling, read_candidates
 
@@ -26,12 +28,41 @@ def eval_name(iteration: int | None) -> str:
     return "base" if iteration is None else f"iter-{iteration}"
 
 
-def eval_root(cfg: Config, iteration: int | None) -> Path:
-    return Path(cfg.run_dir) / "eval" / eval_name(iteration)
+def eval_root(cfg: Config, iteration: int | None, name: str | None = None) -> Path:
+    return Path(cfg.run_dir) / "eval" / (name or eval_name(iteration))
 
 
 def evaluated_model(cfg: Config, iteration: int | None) -> Path:
     return base_model(cfg) if iteration is None else model_after(cfg, iteration)
+
+
+def model_tag(cfg: Config, model: Path) -> str:
+    """The folder name under eval/ for a model given by path: `iter-k` for a model of this
+    run, the embedded name, else the folder's own name."""
+    model = Path(model).resolve()
+    run = Path(cfg.run_dir).resolve()
+    if run / "train" in model.parents:
+        return model.relative_to(run / "train").parts[0]
+    if base_model(cfg).resolve() == model:
+        return "base"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model.name) or "model"
+
+
+def benchmark_config(cfg: Config, dataset: str, path: str, splits: list[str]) -> Config:
+    """The run's settings (engines, prompt, comparator, generation) on another dataset's
+    splits, in a folder of their own under the run: `<run_dir>/benchmarks/<dataset>/` holds
+    stage 1's verified gold for those splits, DuckDB copies of their databases, and one
+    eval/<model>/ per model evaluated. Nothing in it depends on what the run trained on."""
+    b = cfg.model_copy(deep=True)
+    b.run_dir = str(Path(cfg.run_dir) / "benchmarks" / dataset)
+    b.data.dataset = dataset
+    b.data.path = path
+    b.data.eval_splits = list(splits)
+    b.data.train_split = splits[0]
+    b.data.limit = None
+    b.translate.splits = list(splits)
+    b.translate.engines = None
+    return b
 
 
 def eval_config(cfg: Config, split: str) -> Config:
@@ -45,11 +76,14 @@ def eval_config(cfg: Config, split: str) -> Config:
     return e
 
 
-def plan_evaluation(cfg: Config, iteration: int | None) -> list[tuple[str, Config, SamplePlan]]:
-    out, model = [], evaluated_model(cfg, iteration)
+def plan_evaluation(cfg: Config, iteration: int | None, model: Path | None = None,
+                    name: str | None = None) -> list[tuple[str, Config, SamplePlan]]:
+    """One greedy sampling plan per eval split, for the model after iteration k (None: the
+    base model), or for `model` (any folder) filed under eval/`name`."""
+    out, model = [], model or evaluated_model(cfg, iteration)
     for split in cfg.data.eval_splits:
         ecfg = eval_config(cfg, split)
-        out.append((split, ecfg, plan_sampling(ecfg, iteration or 0, root=eval_root(cfg, iteration) / split,
+        out.append((split, ecfg, plan_sampling(ecfg, iteration or 0, root=eval_root(cfg, iteration, name) / split,
                                                model=model)))
     return out
 
@@ -63,20 +97,43 @@ def accuracy(rows: list[dict]) -> dict:
         c[0] += r["outcome"] == "pass"
         c[1] += 1
     ok = sum(r["outcome"] == "pass" for r in judged)
+    lo, hi = wilson(ok, len(judged))
     return {"questions": len({r["question_id"] for r in rows}), "judged": len(judged),
             "no_gold": sum(r["reward_mode"] != "match" for r in rows),
             "infra_errors": sum(r["outcome"] == "infra" for r in rows),
             "ex": round(ok / len(judged), 4) if judged else None,
+            "ci95": [round(lo, 4), round(hi, 4)] if judged else None,
+            # per question, for paired comparisons between models (`gains`)
+            "outcomes": {r["question_id"]: int(r["outcome"] == "pass") for r in judged},
             "runs": round(sum(r["status"] == "ok" for r in judged) / len(judged), 4) if judged else None,
             "by_difficulty": {d: {"ex": round(a / n, 4), "n": n} for d, (a, n) in sorted(by_diff.items())}}
 
 
-def summarize_evaluation(cfg: Config, iteration: int | None, plans, model: str) -> dict:
-    metrics = {"iteration": eval_name(iteration), "model": model, "dataset": cfg.data.dataset,
+def summarize_evaluation(cfg: Config, iteration: int | None, plans, model: str, name: str | None = None) -> dict:
+    metrics = {"iteration": name or eval_name(iteration), "model": model, "dataset": cfg.data.dataset,
                "compare": cfg.compare.model_dump(), "splits": {}}
     for split, _, plan in plans:
         metrics["splits"][split] = {e: accuracy(read_candidates(plan, e)) for e in plan.engines}
-    root = eval_root(cfg, iteration)
+    root = eval_root(cfg, iteration, name)
     root.mkdir(parents=True, exist_ok=True)
     (root / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics
+
+
+def gains(evals: dict[str, dict]) -> dict[str, dict[str, dict[str, dict]]]:
+    """{split: {engine: {"B vs A": paired bootstrap}}} between evaluations of one run
+    ({name: metrics.json}, in the order measured): each later model against the first (the
+    base model) and against the one just before it, over the questions both judged."""
+    names = list(evals)
+    out: dict = {}
+    for i, name in enumerate(names[1:], start=1):
+        pairs = [names[0]] + ([names[i - 1]] if i > 1 else [])
+        for split, engines in evals[name]["splits"].items():
+            for engine, a in engines.items():
+                for before in pairs:
+                    b = evals[before]["splits"].get(split, {}).get(engine)
+                    if b is None or "outcomes" not in a or "outcomes" not in b:
+                        continue
+                    out.setdefault(split, {}).setdefault(engine, {})[f"{name} vs {before}"] = \
+                        paired_bootstrap(b["outcomes"], a["outcomes"])
+    return out
