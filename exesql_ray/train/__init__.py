@@ -11,7 +11,9 @@ A stage whose `model/` exists is done and skipped; one with checkpoints resumes 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -94,7 +96,8 @@ def run_training(cfg: Config, iteration: int, stage: str, progress=print) -> dic
     s = t.sft if stage == "sft" else t.dpo
     out.mkdir(parents=True, exist_ok=True)
     loop_config = {"model": str(start.resolve()), "reference": str(reference.resolve()), "out": str(out.resolve()),
-                   "stage": _stage_settings(s, stage, iteration), "bf16": t.bf16, "use_gpu": t.use_gpu, "seed": cfg.seed,
+                   "stage": _stage_settings(s, stage, iteration), "bf16": t.bf16, "use_gpu": t.use_gpu,
+                   "gradient_checkpointing": t.gradient_checkpointing, "seed": cfg.seed,
                    "deepspeed": ds_config, "beta": getattr(s, "beta", None)}
     progress(f"train {stage} iteration {iteration}: {data_info['rows']} rows ({data_info['sources']}), "
              f"{t.num_workers} workers, {t.strategy}, from {start}")
@@ -109,7 +112,8 @@ def run_training(cfg: Config, iteration: int, stage: str, progress=print) -> dic
                              failure_config=FailureConfig(max_failures=t.max_failures),
                              worker_runtime_env={"env_vars": {"OMP_NUM_THREADS": str(t.threads_per_worker)}}),
     )
-    trainer.fit()
+    with _progress_lines(out / "metrics.jsonl", f"train {stage} iteration {iteration}", progress):
+        trainer.fit()
     info = json.loads((out / "model" / "exesql_train.json").read_text())
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     summary = {"stage": stage, "iteration": iteration, "model": str(out / "model"), "from": str(start),
@@ -120,6 +124,43 @@ def run_training(cfg: Config, iteration: int, stage: str, progress=print) -> dic
                "first": _first_last(metrics, first=True), "last": _first_last(metrics, first=False)}
     summary_path.write_text(json.dumps(summary, indent=1))
     return summary
+
+
+@contextlib.contextmanager
+def _progress_lines(metrics: Path, what: str, progress, every_s: float = 20.0):
+    """While the workers train, a line every `every_s` from the metrics file rank 0 appends:
+    step of steps, loss, time spent and left (the workers' own logs stay in Ray's folder)."""
+    stop = threading.Event()
+    t0 = time.time()
+    start = metrics.stat().st_size if metrics.is_file() else 0  # a resumed stage appends
+
+    def watch():
+        last = None
+        while not stop.wait(every_s):
+            try:
+                with open(metrics) as f:
+                    f.seek(start)
+                    rows = [json.loads(x) for x in f.read().splitlines() if x.strip()]
+            except (OSError, ValueError):
+                continue
+            rows = [r for r in rows if "loss" in r and "max_steps" in r]
+            if not rows or rows[-1]["step"] == last:
+                continue
+            r = rows[-1]
+            last, first = r["step"], rows[0]["step"]
+            spent = time.time() - t0
+            done = max(1, r["step"] - first + 1)
+            eta = spent / done * (r["max_steps"] - r["step"])
+            progress(f"  {what}: step {r['step']}/{r['max_steps']}, loss {r['loss']:.4f}, {spent:.0f} s, "
+                     f"ETA {eta:.0f} s")
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _stage_settings(s, stage: str, iteration: int) -> dict:

@@ -8,6 +8,7 @@ and counted, not truncated: a cut answer teaches a wrong query.
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -46,15 +47,23 @@ def sft_rows(cfg: Config, iteration: int) -> tuple[list[dict], Counter]:
         full = cfg.model_copy(deep=True)
         full.sample.max_questions = None
         plan = plan_sampling(full, iteration)
+        keep = cfg.train.sft.translation_engines_per_question
         for shard in plan.shards:
             for q in shard.questions:
-                if q["gold_from"] == "verified":
+                if q["gold_from"] == "verified" and (keep is None or _taught_on(q, plan.engines, keep)):
                     add(q["prompt"], sql_answer(q["gold_sql"]), "d_trans")
     if not rows:
         raise UserError(f"SFT iteration {iteration}: no training rows: {root}/d_valid holds no passing candidates "
                         f"and no verified translations were found under {Path(cfg.run_dir) / 'd_trans'} "
                         "(run `exesql-ray translate` and `exesql-ray sample` first)")
     return rows, counts
+
+
+def _taught_on(q: dict, engines: list[str], k: int) -> bool:
+    """Whether question q's translation for q["engine"] is one of the k its id picks: a
+    rotation over the engines, the same in every iteration and on every machine."""
+    start = zlib.crc32(q["question_id"].encode()) % len(engines)
+    return q["engine"] in [engines[(start + i) % len(engines)] for i in range(min(k, len(engines)))]
 
 
 def dpo_rows(cfg: Config, iteration: int) -> tuple[list[dict], Counter]:

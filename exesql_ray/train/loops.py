@@ -20,6 +20,7 @@ import shutil
 from pathlib import Path
 
 from exesql_ray.train.data import conversational
+from exesql_ray.train.lm_head import compact_fused_lm_head
 
 
 def _rows_from_shard() -> list[dict]:
@@ -30,15 +31,40 @@ def _rows_from_shard() -> list[dict]:
     return sorted(rows, key=lambda r: r["key"])
 
 
+def cpu_has_bf16() -> bool:
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def use_bf16(c: dict) -> bool:
+    """train.bf16 on this worker: `auto` asks the device it runs on."""
+    if c["bf16"] != "auto":
+        return bool(c["bf16"])
+    if c["use_gpu"]:
+        import torch
+
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return cpu_has_bf16()
+
+
+def weights_dtype(c: dict) -> str:
+    """bf16 weights on GPUs; on CPU float32 weights under bf16 autocast (Trainer's bf16 on
+    CPU), which keeps the optimizer's updates exact."""
+    return "bfloat16" if c["use_gpu"] and use_bf16(c) else "float32"
+
+
 def _common_args(c: dict, out: Path) -> dict:
     s = c["stage"]
     args = dict(output_dir=str(out / "checkpoints"), num_train_epochs=s["epochs"], learning_rate=s["learning_rate"],
                 per_device_train_batch_size=s["batch_size"], gradient_accumulation_steps=s["grad_accum"],
                 warmup_steps=s["warmup_ratio"], max_length=s["max_length"], logging_steps=1,
                 save_strategy="steps", save_steps=s["save_steps"], save_total_limit=2, report_to=[],
-                bf16=c["bf16"], use_cpu=not c["use_gpu"], seed=c["seed"], data_seed=c["seed"],
+                bf16=use_bf16(c), use_cpu=not c["use_gpu"], seed=c["seed"], data_seed=c["seed"],
                 lr_scheduler_type="cosine", dataloader_num_workers=0, disable_tqdm=True,
-                gradient_checkpointing=False, remove_unused_columns=True)
+                gradient_checkpointing=c.get("gradient_checkpointing", False), remove_unused_columns=True)
     if c["deepspeed"]:
         args["deepspeed"] = c["deepspeed"]
     return args
@@ -74,6 +100,7 @@ def _report_callback(path: Path):
 
             logs = {k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))}
             logs["step"] = state.global_step
+            logs["max_steps"] = state.max_steps
             if state.is_world_process_zero:
                 with open(path, "a") as f:
                     f.write(json.dumps(logs) + "\n")
@@ -120,9 +147,10 @@ def sft_loop(c: dict) -> None:
     rows = [conversational(r, "sft") for r in _rows_from_shard()]
     tokenizer = AutoTokenizer.from_pretrained(c["model"])
     args = SFTConfig(**_common_args(c, out), completion_only_loss=True,
-                     model_init_kwargs={"dtype": "bfloat16" if c["bf16"] else "float32"})
+                     model_init_kwargs={"dtype": weights_dtype(c)})
     trainer = SFTTrainer(model=c["model"], args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, callbacks=[_report_callback(out / "metrics.jsonl")])
+    compact_fused_lm_head(trainer.model)
     resume = _resume_point(out)
     result = trainer.train(resume_from_checkpoint=resume)
     _finish(trainer, tokenizer, out, {"stage": "sft", "from": c["model"], "rows": len(rows),
@@ -140,7 +168,7 @@ def dpo_loop(c: dict) -> None:
     out = Path(c["out"])
     rows = [conversational(r, "dpo") for r in _rows_from_shard()]
     tokenizer = AutoTokenizer.from_pretrained(c["model"])
-    dtype = torch.bfloat16 if c["bf16"] else torch.float32
+    dtype = getattr(torch, weights_dtype(c))
     # DPOConfig first: under ZeRO-3 it installs the config that from_pretrained partitions by
     args = DPOConfig(**_common_args(c, out), beta=c["beta"], model_init_kwargs={"dtype": dtype})
     ref = None  # None: TRL copies the starting policy
@@ -148,6 +176,9 @@ def dpo_loop(c: dict) -> None:
         ref = AutoModelForCausalLM.from_pretrained(c["reference"], dtype=dtype)
     trainer = DPOTrainer(model=c["model"], ref_model=ref, args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, callbacks=[_report_callback(out / "metrics.jsonl")])
+    for m in (trainer.model, trainer.ref_model):
+        if m is not None:
+            compact_fused_lm_head(m)
     resume = _resume_point(out)
     result = trainer.train(resume_from_checkpoint=resume)
     _finish(trainer, tokenizer, out, {"stage": "dpo", "from": c["model"], "reference": c["reference"],
