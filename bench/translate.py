@@ -47,13 +47,15 @@ def spider_shares():
     from exesql_ray.data import load_dataset
     from exesql_ray.engines import open_engine
     from exesql_ray.executor import Executor
-    from exesql_ray.translate import schema_of, translate_rules, transpile_plain, verify
+    from exesql_ray.translate import schema_of, translation_candidates, transpile_plain, verify
 
     cfg = load_config(None, [f"run_dir={RUN}", "execution.timeout_s=20", "execution.max_rows=100000"])
     ds = load_dataset("spider", DATA / "spider", ["dev", "train"])
     sqlite = Executor(open_engine("sqlite", cfg, db_root=DATA / "spider" / "database"))
     examples = [e for s in ("dev", "train") for e in ds.splits[s] if e.has_db]
     shares, failures = {}, {}
+    lengths = {e: [0, 0] for e in ENGINES}  # characters of the kept translations, of their gold
+    methods = {e: Counter() for e in ENGINES}
     for engine in ENGINES:
         target = Executor(open_engine(engine, cfg))
         counts = {"sqlglot": Counter(), "ours": Counter()}
@@ -65,16 +67,24 @@ def spider_shares():
             if gold.status != "ok":
                 continue  # gold that fails on SQLite is reported by `data stats`, not translated
             for kind in ("sqlglot", "ours"):
-                tr = transpile_plain(e.sqlite_sql, engine) if kind == "sqlglot" else \
-                    translate_rules(e.sqlite_sql, engine, schema_of(e.db_path))
-                if tr.sql is None:
-                    v, pred = "error", None
-                else:
-                    pred = target.execute_sql(e.db_id, tr.sql)
-                    v, _ = verify(gold, pred, e.sqlite_sql, tr.sql, engine=engine,
-                                  run_gold=lambda q, d=e.db_id: sqlite.execute_sql(d, q),
-                                  run_pred=lambda q, d=e.db_id: target.execute_sql(d, q))
+                # ours: what stage 1 keeps, the first candidate that verifies (translate_example)
+                tries = [transpile_plain(e.sqlite_sql, engine)] if kind == "sqlglot" else \
+                    translation_candidates(e.sqlite_sql, engine, schema_of(e.db_path))
+                for tr in tries:
+                    if tr.sql is None:
+                        v, pred = "error", None
+                    else:
+                        pred = target.execute_sql(e.db_id, tr.sql)
+                        v, _ = verify(gold, pred, e.sqlite_sql, tr.sql, engine=engine,
+                                      run_gold=lambda q, d=e.db_id: sqlite.execute_sql(d, q),
+                                      run_pred=lambda q, d=e.db_id: target.execute_sql(d, q))
+                    if v == "verified":
+                        break
                 counts[kind][v] += 1
+                if kind == "ours" and v == "verified":
+                    lengths[engine][0] += len(tr.sql)
+                    lengths[engine][1] += len(e.sqlite_sql.strip().rstrip(";").rstrip())
+                    methods[engine][tr.method] += 1
                 if kind == "ours":
                     by_split[e.split][v == "verified"] += 1
                     if v != "verified":
@@ -88,6 +98,10 @@ def spider_shares():
               f"(dev {by_split['dev'][True] / max(1, sum(by_split['dev'].values())):.1%}, "
               f"train {by_split['train'][True] / max(1, sum(by_split['train'].values())):.1%}) in {time.time() - t0:.0f} s",
               flush=True)
+        ratio = lengths[engine][0] / max(1, lengths[engine][1])
+        shares[engine]["length_ratio"] = round(ratio, 3)
+        print(f"         kept translations are {ratio:.3f}x the gold's length; verified as "
+              + ", ".join(f"{m} {n}" for m, n in methods[engine].most_common()), flush=True)
         for cls, items in sorted(classes.items(), key=lambda kv: -len(kv[1])):
             qid, src, out, err = items[0]
             print(f"    {len(items):4d} {cls}: e.g. {qid}: {src[:110]}\n         → {(out or '')[:110]}\n"

@@ -667,7 +667,7 @@ REWRITES: tuple[Rewrite, ...] = (
 @dataclass
 class Translation:
     sql: str | None
-    method: str  # sqlglot | rules
+    method: str  # gold (as written) | sqlglot | rules
     applied: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -680,8 +680,27 @@ def transpile_plain(sqlite_sql: str, engine: str) -> Translation:
         return Translation(None, "sqlglot", error=f"sqlglot: {str(e).splitlines()[0][:300]}")
 
 
-def translate_rules(sqlite_sql: str, engine: str, schema: Schema) -> Translation:
-    """sqlglot with the schema plus the named rewrites for `engine`."""
+def _unqualified(tree: exp.Expression) -> exp.Expression:
+    """The qualified tree written the way the gold was: without the names qualify adds
+    (`students AS students`, `name AS name`, `COUNT(*) AS _col_0`) and, where the query
+    reads one table, without table prefixes on its columns."""
+    tables = list(tree.find_all(exp.Table))
+    for t in tables:
+        if t.alias and t.alias.lower() == t.name.lower():
+            t.set("alias", None)
+    for a in list(tree.find_all(exp.Alias)):
+        inner = a.this
+        if a.alias.startswith("_col_") or (isinstance(inner, exp.Column) and inner.name.lower() == a.alias.lower()):
+            a.replace(inner)
+    if len(tables) == 1:
+        for c in tree.find_all(exp.Column):
+            c.set("table", None)
+    return tree
+
+
+def translate_rules(sqlite_sql: str, engine: str, schema: Schema, minimal: bool = False) -> Translation:
+    """sqlglot with the schema plus the named rewrites for `engine`; `minimal`: without the
+    qualification those need (`_unqualified`)."""
     ctx = Context(engine, schema)
     dialect = DIALECTS[engine]
     try:
@@ -698,6 +717,8 @@ def translate_rules(sqlite_sql: str, engine: str, schema: Schema) -> Translation
         for rw in REWRITES:
             if rw.stage == "typed" and engine in rw.engines:
                 tree = rw.fn(tree, ctx)
+        if minimal:
+            tree = _unqualified(tree)
         sql = tree.sql(dialect=dialect)
         if engine == "oracle" and "minus_for_except" in ctx.applied:
             sql = _oracle_minus(tree)
@@ -705,6 +726,22 @@ def translate_rules(sqlite_sql: str, engine: str, schema: Schema) -> Translation
         return Translation(sql, method, ctx.applied)
     except Exception as e:
         return Translation(None, "rules", ctx.applied, error=f"{type(e).__name__}: {str(e).splitlines()[0][:300]}")
+
+
+def translation_candidates(sqlite_sql: str, engine: str, schema: Schema) -> list[Translation]:
+    """What stage 1 tries, in order, keeping the first that verifies: the gold as written
+    (`gold`), sqlglot's transpilation of it (`sqlglot`: the dialect's spelling, the gold's own
+    shape), then sqlglot with the schema and the rewrites (`rules`), written without the
+    qualification they need and then, last, qualified: every column named with its table,
+    which the model would otherwise learn to write. Identical texts are tried once."""
+    as_written = sqlite_sql.strip().rstrip(";").rstrip()
+    out, seen = [], set()
+    for tr in (Translation(as_written, "gold"), transpile_plain(sqlite_sql, engine),
+               translate_rules(sqlite_sql, engine, schema, minimal=True), translate_rules(sqlite_sql, engine, schema)):
+        if tr.sql is None or tr.sql not in seen:
+            out.append(tr)
+            seen.add(tr.sql)
+    return out
 
 
 def _oracle_minus(tree: exp.Expression) -> str:
@@ -824,8 +861,6 @@ def translate_example(ex, engine: str, sqlite_exec, target_exec, *, backend=None
         rec.update(verdict="gold_error", error=gold.error, error_class=gold.error_class)
         return rec
     schema = schema_of(ex.db_path)
-    tr = translate_rules(ex.sqlite_sql, engine, schema)
-    rec.update(method=tr.method, sql=tr.sql, attempts=1)
 
     def judge(sql: str):
         pred = target_exec.execute_sql(ex.db_id, sql)
@@ -833,10 +868,15 @@ def translate_example(ex, engine: str, sqlite_exec, target_exec, *, backend=None
                          run_pred=lambda q: target_exec.execute_sql(ex.db_id, q), engine=engine, opts=opts)
         return pred, v, note
 
-    if tr.sql is None:
-        pred, verdict, note = Execution("error", error_class="syntax", error=tr.error), "error", None
-    else:
-        pred, verdict, note = judge(tr.sql)
+    # the last candidate (rules) is what repair starts from when none verifies
+    for tr in translation_candidates(ex.sqlite_sql, engine, schema):
+        rec.update(method=tr.method, sql=tr.sql, attempts=1)
+        if tr.sql is None:
+            pred, verdict, note = Execution("error", error_class="syntax", error=tr.error), "error", None
+        else:
+            pred, verdict, note = judge(tr.sql)
+        if verdict == "verified":
+            break
     current = tr.sql or ex.sqlite_sql
     rounds = 0
     while verdict != "verified" and backend is not None and rounds < max_rounds:

@@ -158,3 +158,34 @@ def test_gold_that_fails_on_sqlite_is_reported_not_translated(spider_engines):
     rec = translate_example(_example("concert_singer", "SELECT nope FROM singer"), "postgres",
                             spider_engines["sqlite"], spider_engines["postgres"])
     assert rec["verdict"] == "gold_error" and rec["sql"] is None and rec["attempts"] == 0
+
+
+def test_stage_one_keeps_the_gold_text_where_it_verifies_and_otherwise_changes_little(spider_engines):
+    from exesql_ray.translate import translate_example
+
+    # runs as written on every engine: the gold's own text is kept, not sqlglot's qualified form
+    portable = "SELECT name, age FROM singer WHERE age > 30 ORDER BY age"
+    for engine in ("postgres", "mysql", "duckdb"):
+        rec = translate_example(_example("concert_singer", portable), engine, spider_engines["sqlite"],
+                                spider_engines[engine])
+        assert rec["verdict"] == "verified" and rec["method"] == "gold" and rec["sql"] == portable, rec
+    # a double-quoted string needs the rewrite on PostgreSQL: only that changes, nothing is qualified
+    quoted = 'SELECT count(*) FROM singer WHERE country = "France"'
+    rec = translate_example(_example("concert_singer", quoted), "postgres", spider_engines["sqlite"],
+                            spider_engines["postgres"])
+    assert rec["verdict"] == "verified" and rec["method"] == "rules", rec
+    assert rec["sql"] == "SELECT COUNT(*) FROM singer WHERE country = 'France'", rec["sql"]
+
+
+def test_translation_candidates_as_text():
+    from exesql_ray.translate import translation_candidates
+
+    schema = schema_of(str(shared(f"{SPIDER}/concert_singer/concert_singer.sqlite")))
+    tries = translation_candidates("SELECT name FROM singer;", "postgres", schema)
+    assert [(t.method, t.sql) for t in tries] == [
+        ("gold", "SELECT name FROM singer"), ("sqlglot", "SELECT singer.name AS name FROM singer AS singer")]
+    # several tables: the minimal form keeps the prefixes (T1, T2) that tell the columns apart
+    join = ("SELECT T2.name FROM concert AS T1 JOIN stadium AS T2 ON T1.stadium_id = T2.stadium_id "
+            "WHERE T1.year = 2014")
+    minimal = translation_candidates(join, "postgres", schema)[-2]
+    assert minimal.method == "rules" and "t2.name FROM" in minimal.sql and "AS name" not in minimal.sql
