@@ -57,6 +57,14 @@ def test_error_classes(engine, open_test_engine):
     if engine in ("postgres", "duckdb", "mysql"):
         grp = eng.execute("retail_shop", "SELECT name, count(*) FROM products GROUP BY category")
         assert grp.status == "error" and grp.error_class == "group_by", grp
+    if engine == "mysql":
+        # a schema that does not exist reads as "SELECT command denied": the query's fault, an
+        # unknown table (a DPO negative and an error class), not the guard refusing it ...
+        missing = eng.execute("retail_shop", "SELECT teacher_id FROM courses.teacher_id")
+        assert missing.status == "error" and missing.error_class == "unknown_table", missing
+        # ... while the server's own schemas stay out of reach as a refusal
+        system = eng.execute("retail_shop", "SELECT user FROM mysql.user")
+        assert system.status == "rejected" and system.error_class == "permission", system
     if engine == "postgres":
         tm = eng.execute("retail_shop", "SELECT * FROM products WHERE name = 5")
         assert tm.error_class == "type_mismatch", tm

@@ -11,6 +11,7 @@ which bounds what the buffered fetch can hold.
 from __future__ import annotations
 
 import collections
+import re
 import threading
 import time
 from urllib.parse import parse_qs, unquote, urlparse
@@ -56,6 +57,10 @@ def require_folded_table_names(conn, dsn: str) -> None:
                         "when its data directory is initialised; scripts/dbs.sh and docker-compose.yml do so)")
 
 
+# 1142 "SELECT command denied … for table `schema`.`table`" naming a schema other than the
+# server's own: MariaDB answers so for a schema that does not exist
+_MISSING_SCHEMA = r"^1142\b.*for table `(?!(?:mysql|sys|performance_schema|information_schema)`)"
+
 class MySQLEngine(Engine):
     name = "mysql"
     dialect = "mysql"
@@ -66,6 +71,9 @@ class MySQLEngine(Engine):
     early_cap = False
     error_classes = (
         (r"^1064\b", "syntax"),
+        # a `schema`.`table` outside the system schemas is one the reader cannot see because it
+        # does not exist (the reader may read every migrated database): the query's fault
+        (_MISSING_SCHEMA, "unknown_table"),
         (r"^1146\b", "unknown_table"),
         (r"^1054\b", "unknown_column"),
         # 1370: MariaDB checks EXECUTE before existence, so an unknown function reads as
@@ -253,7 +261,8 @@ class MySQLEngine(Engine):
         return str(exc)
 
     def _is_rejection(self, exc) -> bool:
-        return bool(isinstance(exc, MySQLdb.Error) and exc.args and exc.args[0] in (1142, 1044, 1227, 1290, 1143))
+        return bool(isinstance(exc, MySQLdb.Error) and exc.args and exc.args[0] in (1142, 1044, 1227, 1290, 1143)
+                    and not re.match(_MISSING_SCHEMA, self._error_text(exc)))
 
     def reset(self) -> None:
         while True:
