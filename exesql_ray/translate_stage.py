@@ -23,6 +23,7 @@ from exesql_ray.config import Config
 from exesql_ray.data import Example, db_root, load_dataset, write_parquet_atomic
 from exesql_ray.engines import open_engine
 from exesql_ray.executor import Executor
+from exesql_ray.sample_stage import split_questions
 from exesql_ray.translate import TRANSLATION_FIELDS, translate_example
 
 SCHEMA = pa.schema([(k, pa.int64() if k == "attempts" else pa.string()) for k in TRANSLATION_FIELDS])
@@ -58,7 +59,7 @@ def plan(cfg: Config) -> Plan:
     engines = cfg.translate.engines or [e for e in cfg.engines.targets if e != "sqlite"]
     splits = cfg.translate.splits or [cfg.data.train_split, *cfg.data.eval_splits]
     ds = load_dataset(cfg.data.dataset, cfg.data.path, splits)
-    examples = [e for s in splits for e in ds.splits.get(s, [])[: cfg.data.limit]]
+    examples = [e for s in splits for e in split_questions(cfg, ds, s)]
     with_db = [e for e in examples if e.has_db]
     root = Path(cfg.run_dir) / "translate"
     size = cfg.translate.shard_size

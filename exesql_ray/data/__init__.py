@@ -32,7 +32,23 @@ def load_dataset(name: str, path: str | Path, splits: list[str] | None = None, d
     return load_wikisql(path, splits, db_root)
 
 
+def subset(examples: list[Example], limit: int | None, size: int | None, seed: str) -> list[Example]:
+    """The questions a run uses of one split: the first `limit`, then `size` of those that
+    have a database, drawn with `seed` (the same draw on every machine and in every stage)."""
+    import random
+
+    examples = examples[:limit]
+    if size is None:
+        return examples
+    with_db = [i for i, e in enumerate(examples) if e.has_db]
+    if size >= len(with_db):
+        return [examples[i] for i in with_db]
+    pick = set(random.Random(seed).sample(with_db, size))
+    return [e for i, e in enumerate(examples) if i in pick]
+
+
 __all__ = [
+    "subset",
     "db_root",
     "DATASETS", "Dataset", "Example", "load_dataset", "examples_to_table", "table_to_examples",
     "write_parquet_atomic",

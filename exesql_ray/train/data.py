@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from exesql_ray.config import Config
 from exesql_ray.errors import UserError
 from exesql_ray.prompts import sql_answer
-from exesql_ray.runs import sample_dir
+from exesql_ray.runs import ends_with_dpo, sample_dir
 
 
 def _read(path: Path) -> list[dict]:
@@ -42,10 +42,13 @@ def sft_rows(cfg: Config, iteration: int) -> tuple[list[dict], Counter]:
         for r in _read(root / "d_valid" / f"{engine}.parquet"):
             add(r["prompt"], sql_answer(r["sql"]), "d_valid")
     if cfg.train.sft.with_translations:
-        # every verified translation of the split, also when sampling took a subset
-        # (sample.max_questions): the prompts are the ones the model samples from
+        # the verified translations of the split, also when sampling took a subset
+        # (sample.max_questions), or of that subset (train.sft.translations: sampled); the
+        # prompts are the ones the model samples from
         full = cfg.model_copy(deep=True)
-        full.sample.max_questions = None
+        sampled = cfg.train.sft.translations == "sampled" and ends_with_dpo(cfg, iteration)
+        if not sampled:
+            full.sample.max_questions = None
         plan = plan_sampling(full, iteration)
         keep = cfg.train.sft.translation_engines_per_question
         for shard in plan.shards:
@@ -72,6 +75,11 @@ def dpo_rows(cfg: Config, iteration: int) -> tuple[list[dict], Counter]:
     if not rows:
         raise UserError(f"DPO iteration {iteration}: no pairs under {root} (run `exesql-ray sample --iteration "
                         f"{iteration}` first; a question needs a passing and a failing answer)")
+    cap = cfg.train.dpo.max_pairs
+    if cap and len(rows) > cap:
+        import random
+
+        rows = random.Random(f"{cfg.seed}/{iteration}/dpo").sample(rows, cap)
     return rows, Counter(r["rejected_kind"] for r in rows)
 
 
