@@ -134,7 +134,7 @@ def _run_plans(work: list[tuple[Config, SamplePlan]], generators: list | None, p
         done[0] += 1
         spent = time.time() - t0
         eta = spent / done[0] * (total - done[0])
-        progress(f"  shard {done[0]}/{total} written ({spent:.0f} s, ETA {eta:.0f} s): {path}")
+        progress(f"  wrote shard {done[0]}/{total} ({spent:.0f} s, ETA {eta:.0f} s): {path}")
 
     try:
         for c, p in work:

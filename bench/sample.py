@@ -32,7 +32,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 ENGINES = ["postgres", "duckdb"]
 
 
-OVERRIDES = ["data.dataset=spider", "data.train_split=dev", "data.eval_splits=[]",
+OVERRIDES = ["data.dataset=spider", "data.train_split=dev", "data.eval_splits=[]", "model.path=tiny",
              "engines.targets=[postgres, duckdb]", "translate.splits=[dev]", "generation.n=8",
              "generation.max_tokens=48", "generation.num_cpus=0.5", "execution.actor_num_cpus.duckdb=0.5",
              "sample.shard_size=16", "sample.generate_batch_size=8", "execution.batch_size=64"]

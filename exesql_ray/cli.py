@@ -167,12 +167,14 @@ def local_ray():
     import logging
     import os
 
+    # Ray's notices (token auth on by default; each dataset's plan, start and end; progress
+    # bars off) say nothing a user of this tool acts on, and Ray Data resets its loggers'
+    # levels from RAY_DATA_LOG_LEVEL when it runs; set it to show more. Ray's own logs are
+    # linked from the run folder (`_on_ray`).
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
     import ray
 
-    # one-time notices of Ray's (token auth on by default, progress bars off) say nothing a
-    # user of this tool acts on; Ray's own logs are linked from the run folder (`_on_ray`)
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
     if not ray.is_initialized():
         if os.environ.get("RAY_ADDRESS"):
             ray.init(ignore_reinit_error=True)

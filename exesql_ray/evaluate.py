@@ -42,7 +42,9 @@ def model_tag(cfg: Config, model: Path) -> str:
     model = Path(model).resolve()
     run = Path(cfg.run_dir).resolve()
     if run / "train" in model.parents:
-        return model.relative_to(run / "train").parts[0]
+        parts = model.relative_to(run / "train").parts  # iter-k, sft|dpo, model
+        k = int(parts[0].split("-")[1])
+        return parts[0] if model == model_after(cfg, k).resolve() else f"{parts[0]}-{parts[1]}"
     if base_model(cfg).resolve() == model:
         return "base"
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", model.name) or "model"

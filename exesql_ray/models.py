@@ -91,7 +91,9 @@ def convert_gguf(gguf: Path, out: Path) -> None:
     of the same config, saved without one."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # one line of ours says what happens; no bars per tensor
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     config = AutoConfig.for_model(**{k: v for k, v in loaded.config.to_dict().items()

@@ -21,7 +21,8 @@ from conftest import ROOT, SAMPLE_OVERRIDES, run_config
 # one execution batch every shard lands within milliseconds, and a kill "mid-sampling" misses)
 PIPELINE = ["data.limit=16", "generation.n=2", "generation.max_tokens=16", "sample.shard_size=8",
             "sample.generate_batch_size=2", "execution.batch_size=8",
-            "pipeline.iterations=1", "train.resources_per_worker.CPU=1", "train.sft.first_epochs=2",
+            "pipeline.iterations=1", "train.num_workers=2", "train.threads_per_worker=1",
+            "train.resources_per_worker.CPU=1", "train.sft.first_epochs=2",
             "train.sft.epochs=2", "train.sft.save_steps=2", "train.dpo.epochs=1", "train.dpo.learning_rate=5e-5"]
 STAGES = ["dataset", "migrate", "translate", "evaluate/base", "sft/iter-0", "evaluate/iter-0", "sample/iter-1",
           "sft/iter-1", "dpo/iter-1", "evaluate/iter-1", "report"]

@@ -15,7 +15,11 @@ import pytest
 
 from conftest import ROOT, run_config
 
-TRAIN = ["train.resources_per_worker={CPU: 0.5}", "train.sft.learning_rate=1e-3", "train.dpo.learning_rate=5e-4",
+# 2 DDP workers, every engine's translation of every question (the quickstart's CPU budget
+# settings, one worker and a third of D_Trans, are not what these tests are about)
+TRAIN = ["train.num_workers=2", "train.threads_per_worker=1", "train.sft.translation_engines_per_question=null",
+         "train.sft.translations=all", "train.dpo.max_pairs=null", "train.resources_per_worker={CPU: 0.5}",
+         "train.sft.learning_rate=1e-3", "train.dpo.learning_rate=5e-4",
          "train.sft.epochs=1", "train.dpo.epochs=0.35", "train.dpo.max_pairs_per_question=4"]
 
 
@@ -70,13 +74,20 @@ def test_checkpoint_loads_in_the_generator_and_changes_its_samples(ray_local, dd
         before = ray_local.get(gen.sample.remote(prompts, seeds))
         after = ray_local.get(gen.sample.remote(prompts, seeds, dpo["model"]))  # swapped in, same actor
         assert after != before
-        # one short epoch of SFT teaches the answer's form (a ```sql block) before its content
-        fenced = [sum(c[0].lstrip().startswith("```") for c in outs) for outs in (before, after)]
-        assert fenced[1] > fenced[0] and fenced[1] >= len(prompts) // 2, (fenced, after[:2])
-        # and temperature sampling on the new weights (the sampling stage's use) keeps that form
-        sampled = ray_local.get(gen.sample.remote(prompts, seeds, dpo["model"], 4, 0.8))
-        share = sum(c.lstrip().startswith("```") for outs in sampled for c in outs) / (4 * len(prompts))
-        assert share >= 0.25, (share, sampled[0])
+        # one short epoch teaches the answer's form before its content: the random-init model
+        # fills max_tokens inside the ```sql fence the generator opens; the trained one ends
+        # its answer (closing fence or end of turn)
+        def mean_len(outs):
+            texts = [c for o in outs for c in o]
+            return sum(map(len, texts)) / len(texts)
+
+        assert mean_len(after) < 0.5 * mean_len(before), (after[:2], before[:2])
+        # sampling on the new weights (the sampling stage's use) draws from the same model: near
+        # temperature 0 it mostly says what greedy says (vLLM's in-place weight reload once
+        # left greedy right and sampling drawing random tokens)
+        sampled = ray_local.get(gen.sample.remote(prompts, seeds, dpo["model"], 4, 0.05))
+        same = sum(c == greedy[0] for outs, greedy in zip(sampled, after) for c in outs) / (4 * len(prompts))
+        assert same >= 0.5, (same, sampled[0], after[0])
     finally:
         ray_local.kill(gen)
 
@@ -96,7 +107,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(sampled_run, synth_dat
     run = _run_dir(sampled_run, tmp_path)
     args = [sys.executable, "-m", "exesql_ray", "train", "sft", "--config", "configs/quickstart.yaml",
             "--iteration", "0", f"run_dir={run}", f"data.path={synth_data}", f"model.path={tiny}", "data.limit=48",
-            "train.sft.epochs=2", "train.sft.save_steps=4", "train.sft.learning_rate=1e-3"]
+            "train.sft.epochs=2", "train.sft.save_steps=4", "train.sft.learning_rate=1e-3", *TRAIN[:5]]
     ck = run / "train" / "iter-0" / "sft" / "checkpoints"
     proc = subprocess.Popen(args, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)

@@ -17,10 +17,14 @@ from __future__ import annotations
 
 
 def compact_fused_lm_head(model) -> bool:
-    """Patch `model` (already patched by TRL's trainer) in place; False when left as it was."""
+    """Patch `model` (already patched by TRL's trainer) in place; False when left as it was.
+    A DeepSpeed engine (TRL's ZeRO reference model) is patched through its module."""
     import torch
     from trl.trainer.utils import FusedCausalLMOutput
 
+    model = getattr(model, "module", model)
+    if not hasattr(getattr(model, "config", None), "get_text_config"):
+        return False
     cfg = model.config.get_text_config()
     if any(getattr(cfg, k, None) not in (None, 1.0) for k in
            ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling")):

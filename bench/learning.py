@@ -1,0 +1,230 @@
+"""The learning benchmark on real Spider: what each stage of the method adds, per dialect.
+
+    .venv/bin/python bench/learning.py                   (our reward: the result equals the verified gold)
+    .venv/bin/python bench/learning.py --reward exec     (the paper's reward: the query runs)
+
+configs/spider_cpu.yaml: SmolLM2-135M-Instruct; a seeded subset of Spider train translated
+into PostgreSQL, MariaDB and DuckDB by stage 1; evaluated greedy on a fixed seeded subset of
+Spider dev with databases (the same questions in every column) against stage 1's verified gold.
+Columns: base; iter-0 (SFT on the verified translations: translation bootstrapping); iter-1 SFT
+(after rejection-sampled SFT, the checkpoint DPO starts from); iter-1 (after DPO: the full
+method). Every gain carries its paired-bootstrap 95% interval over the same questions.
+From the same run: our Ray Train SFT's tokens/s against a plain single-process TRL SFTTrainer
+on the same rows and model; generation tokens/s and the sampling stage's wall time against
+generation alone on the same prompts; peak memory (the machine's, over the whole run).
+Last line: {"ex", "gain_ci", "train_vs_plain_trl", "sample_over_generation", "peak_gb", "minutes"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CONFIG = ROOT / "configs" / "spider_cpu.yaml"
+PLAIN_ROWS = 48  # rows of the iter-1 SFT data the two trainers are timed on
+
+
+class PeakMemory:
+    """The machine's used memory (MemTotal - MemAvailable), sampled every second, peak kept."""
+
+    def __init__(self):
+        self.peak = self.start = self._used()
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    @staticmethod
+    def _used() -> int:
+        info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+        return (int(info["MemTotal"].split()[0]) - int(info["MemAvailable"].split()[0])) * 1024
+
+    def _run(self):
+        while not self._stop.wait(1.0):
+            self.peak = max(self.peak, self._used())
+
+    def stop(self) -> float:
+        self._stop.set()
+        return round(self.peak / 2**30, 2)
+
+
+def plain_trl_tokens_per_s(rows: list[dict], model: Path, cfg) -> float:
+    """A plain TRL SFTTrainer in this process (its own LM head, no Ray), same rows and settings."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from exesql_ray.train.data import conversational
+    from exesql_ray.train.loops import cpu_has_bf16
+
+    torch.set_num_threads(cfg.train.threads_per_worker)
+    s = cfg.train.sft
+    args = SFTConfig(output_dir=str(Path(cfg.run_dir) / "bench" / "plain_trl"), num_train_epochs=1,
+                     learning_rate=s.learning_rate, per_device_train_batch_size=s.batch_size, max_length=s.max_length,
+                     logging_steps=1, save_strategy="no", report_to=[], bf16=cpu_has_bf16(), use_cpu=True,
+                     disable_tqdm=True, completion_only_loss=True, model_init_kwargs={"dtype": "float32"},
+                     seed=cfg.seed, data_seed=cfg.seed)
+    trainer = SFTTrainer(model=str(model), args=args, train_dataset=Dataset.from_list(
+        [conversational(r, "sft") for r in rows]), processing_class=AutoTokenizer.from_pretrained(str(model)))
+    result = trainer.train()
+    tokens = max(h.get("num_tokens", 0) for h in trainer.state.log_history)
+    return tokens / result.metrics["train_runtime"]
+
+
+def ours_tokens_per_s(cfg, rows_from: Path) -> float:
+    """Our Ray Train SFT (one worker, compact LM head) on the same rows, from a scratch run."""
+    import shutil
+
+    from exesql_ray.config import load_config
+    from exesql_ray.train import run_training
+
+    run = Path(cfg.run_dir) / "bench" / "ours"
+    shutil.rmtree(run, ignore_errors=True)
+    (run / "sample" / "iter-0" / "d_valid").mkdir(parents=True)
+    shutil.copy(rows_from, run / "sample" / "iter-0" / "d_valid" / "duckdb.parquet")
+    c = load_config(CONFIG, [f"run_dir={run}", "engines.targets=[duckdb]", "train.sft.with_translations=false",
+                             "train.sft.save_steps=100000"])
+    run_training(c, 0, "sft", progress=lambda m: None)
+    metrics = [json.loads(x) for x in (run / "train" / "iter-0" / "sft" / "metrics.jsonl").read_text().splitlines()]
+    tokens = max(m.get("num_tokens", 0) for m in metrics)
+    return tokens / next(m["train_runtime"] for m in metrics if "train_runtime" in m)
+
+
+def generation_alone(cfg, generators, iteration: int) -> tuple[float, int]:
+    """(seconds, generated tokens) for the sampling stage's prompts through the replica alone,
+    in the stage's batches: the generation half of the stage, without execution or writing."""
+    import ray
+    from transformers import AutoTokenizer
+
+    from exesql_ray.sample_stage import plan_sampling
+
+    plan = plan_sampling(cfg, iteration)
+    qs = [q for s in plan.shards for q in s.questions]
+    bs = cfg.sample.generate_batch_size
+    t0 = time.time()
+    outs = []
+    for i in range(0, len(qs), bs):
+        part = qs[i:i + bs]
+        outs += ray.get(generators[0].sample.remote([q["prompt"] for q in part], [q["seed"] for q in part],
+                                                    plan.model_path, plan.n, cfg.generation.temperature))
+    seconds = time.time() - t0
+    tok = AutoTokenizer.from_pretrained(plan.model_path)
+    pre = len(cfg.generation.answer_prefix)
+    tokens = sum(len(tok(c[pre:], add_special_tokens=False)["input_ids"]) for o in outs for c in o)
+    return seconds, tokens
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reward", choices=["match", "exec"], default="match")
+    ap.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    args = ap.parse_args()
+    t_start = time.time()
+    memory = PeakMemory()
+
+    from actors.generator import start_generators
+    from actors.pipeline import run_pipeline
+    from actors.sampler import run_eval_stage
+    from bench.executor import setup_servers
+    from exesql_ray.cli import local_ray
+    from exesql_ray.config import load_config
+    from exesql_ray.evaluate import gains
+    from exesql_ray.models import ensure_embedded
+    from exesql_ray.report import collect
+    from exesql_ray.runs import base_model, train_dir
+
+    setup_servers()
+    reward = "auto" if args.reward == "match" else "exec"
+    cfg = load_config(CONFIG, [f"run_dir={ROOT / '.run' / f'learning-{args.reward}'}", f"sample.reward={reward}",
+                               *args.overrides])
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    ensure_embedded(cfg.model.path, say)
+    ray = local_ray()
+    manifest = run_pipeline(cfg, progress=say)
+    sft1 = train_dir(cfg, 1) / "sft" / "model"
+    run_eval_stage(cfg, None, progress=say, model=sft1, name="iter-1-sft")
+
+    evals = collect(cfg.run_dir)["evals"]
+    columns = {"base": "base", "iter-0": "iter-0", "iter-1-sft": "iter-1-sft", "iter-1": "iter-1"}
+    evals = {k: evals[k] for k in columns if k in evals}
+    split = cfg.data.eval_splits[0]
+    engines = list(cfg.engines.targets)
+    ex = {c: {e: evals[c]["splits"][split][e]["ex"] for e in engines} for c in evals}
+    for c in ex:
+        ex[c]["average"] = round(sum(ex[c][e] for e in engines) / len(engines), 4)
+    g = gains(evals)[split]
+
+    print(f"EX on Spider {split} ({evals['base']['splits'][split][engines[0]]['judged']} questions with a verified "
+          f"gold per engine; greedy; reward {args.reward}; 95% Wilson interval):")
+    print(f"{'engine':<10}" + "".join(f"{c:>24}" for c in evals))
+    for e in engines:
+        print(f"{e:<10}" + "".join(
+            f"{evals[c]['splits'][split][e]['ex']:.3f} [{evals[c]['splits'][split][e]['ci95'][0]:.3f}, "
+            f"{evals[c]['splits'][split][e]['ci95'][1]:.3f}]".rjust(24) for c in evals))
+    print(f"{'average':<10}" + "".join(f"{ex[c]['average']:>24.3f}" for c in evals))
+    print("EX by Spider difficulty (engine: column easy/medium/hard/extra):")
+    for e in engines:
+        parts = []
+        for c in evals:
+            d = evals[c]["splits"][split][e]["by_difficulty"]
+            parts.append(f"{c} " + "/".join(f"{d[k]['ex']:.2f}" if k in d else "-"
+                                            for k in ("easy", "medium", "hard", "extra")))
+        print(f"  {e:<9} " + "; ".join(parts))
+    print("gains with their paired-bootstrap 95% interval (beyond it: the interval excludes 0):")
+    gain_ci = {}
+    for e in engines:
+        for name, b in g.get(e, {}).items():
+            gain_ci.setdefault(name, {})[e] = [b["lo"], b["hi"]]
+            print(f"  {e:<9} {name:<24} {b['gain']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}] "
+                  f"{'beyond its interval' if b['beyond'] else 'within noise'}")
+    sample = manifest["stages"].get("sample/iter-1", {})
+    print("sampling round (iteration 1): " + "; ".join(
+        f"{e} pass@1 {s['pass@1']:.3f} pass@{cfg.generation.n} {s['pass@N']:.3f} D_Valid {s['d_valid']} "
+        f"D_Neg {s['d_neg']} pairs {s['dpo_pairs']}" for e, s in sample.items() if isinstance(s, dict) and "pass@1" in s))
+
+    # throughput, measured side by side on the same rows
+    from exesql_ray.train import prepare_rows
+
+    rows, _ = prepare_rows(cfg, 1, "sft", train_dir(cfg, 0) / "sft" / "model")
+    rows = rows[:PLAIN_ROWS]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    scratch = Path(cfg.run_dir) / "bench" / "rows.parquet"
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist([{"prompt": r["prompt"], "sql": _sql_of(r["completion"]), "engine": "duckdb",
+                                          "question_id": str(i)} for i, r in enumerate(rows)]), scratch)
+    ours = ours_tokens_per_s(cfg, scratch)
+    plain = plain_trl_tokens_per_s(rows, base_model(cfg), cfg)  # the model `ours` starts from
+    print(f"SFT tokens/s on the same {len(rows)} rows: ours (Ray Train, 1 worker) {ours:.0f}, plain TRL "
+          f"SFTTrainer (one process) {plain:.0f}: {ours / plain:.2f}x")
+    gens = start_generators(str(train_dir(cfg, 0) / "sft" / "model"), cfg.generation)
+    try:
+        gen_s, gen_tokens = generation_alone(cfg, gens, 1)
+    finally:
+        for a in gens:
+            ray.kill(a)
+    stage_s = sample.get("seconds") or manifest["stages"]["sample/iter-1"]["seconds"]
+    print(f"generation: {gen_tokens} tokens in {gen_s:.0f} s ({gen_tokens / gen_s:.0f} tokens/s); the sampling "
+          f"stage (generate + execute + write) took {stage_s:.0f} s: {stage_s / gen_s:.2f}x generation alone")
+    peak = memory.stop()
+    minutes = round((time.time() - t_start) / 60, 1)
+    print(f"peak memory (machine, used): {peak} GB; {minutes} min")
+    print(json.dumps({"ex": ex, "gain_ci": gain_ci, "train_vs_plain_trl": round(ours / plain, 2),
+                      "sample_over_generation": round(stage_s / gen_s, 2), "peak_gb": peak, "minutes": minutes,
+                      "reward": args.reward, "generation_tokens_per_s": round(gen_tokens / gen_s)}))
+
+
+def _sql_of(answer: str) -> str:
+    from exesql_ray.prompts import extract_sql
+
+    return extract_sql(answer)
+
+
+if __name__ == "__main__":
+    main()
