@@ -83,9 +83,9 @@ def test_checkpoint_loads_in_the_generator_and_changes_its_samples(ray_local, dd
 
         assert mean_len(after) < 0.5 * mean_len(before), (after[:2], before[:2])
         # sampling on the new weights (the sampling stage's use) draws from the same model: near
-        # temperature 0 it mostly says what greedy says (vLLM's in-place weight reload once
+        # temperature 0 it says what greedy says (vLLM's in-place weight reload once
         # left greedy right and sampling drawing random tokens)
-        sampled = ray_local.get(gen.sample.remote(prompts, seeds, dpo["model"], 4, 0.05))
+        sampled = ray_local.get(gen.sample.remote(prompts, seeds, dpo["model"], 4, 0.01))
         same = sum(c == greedy[0] for outs, greedy in zip(sampled, after) for c in outs) / (4 * len(prompts))
         assert same >= 0.5, (same, sampled[0], after[0])
     finally:
