@@ -698,9 +698,14 @@ def _unqualified(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
-def translate_rules(sqlite_sql: str, engine: str, schema: Schema, minimal: bool = False) -> Translation:
-    """sqlglot with the schema plus the named rewrites for `engine`; `minimal`: without the
-    qualification those need (`_unqualified`)."""
+def translate_rules(sqlite_sql: str, engine: str, schema: Schema) -> Translation:
+    """sqlglot with the schema plus the named rewrites for `engine` (qualified)."""
+    return rule_translations(sqlite_sql, engine, schema)[-1]
+
+
+def rule_translations(sqlite_sql: str, engine: str, schema: Schema) -> list[Translation]:
+    """The rewrites' output in two forms from one parse: without the qualification they need
+    (`_unqualified`), then qualified. One error record when the rewrites fail."""
     ctx = Context(engine, schema)
     dialect = DIALECTS[engine]
     try:
@@ -717,15 +722,16 @@ def translate_rules(sqlite_sql: str, engine: str, schema: Schema, minimal: bool 
         for rw in REWRITES:
             if rw.stage == "typed" and engine in rw.engines:
                 tree = rw.fn(tree, ctx)
-        if minimal:
-            tree = _unqualified(tree)
-        sql = tree.sql(dialect=dialect)
-        if engine == "oracle" and "minus_for_except" in ctx.applied:
-            sql = _oracle_minus(tree)
         method = "rules" if [a for a in ctx.applied if a != "unqualified"] else "sqlglot"
-        return Translation(sql, method, ctx.applied)
+        out = []
+        for form in (_unqualified(tree.copy()), tree):
+            sql = form.sql(dialect=dialect)
+            if engine == "oracle" and "minus_for_except" in ctx.applied:
+                sql = _oracle_minus(form)
+            out.append(Translation(sql, method, list(ctx.applied)))
+        return out
     except Exception as e:
-        return Translation(None, "rules", ctx.applied, error=f"{type(e).__name__}: {str(e).splitlines()[0][:300]}")
+        return [Translation(None, "rules", ctx.applied, error=f"{type(e).__name__}: {str(e).splitlines()[0][:300]}")]
 
 
 def translation_candidates(sqlite_sql: str, engine: str, schema: Schema) -> list[Translation]:
@@ -737,7 +743,7 @@ def translation_candidates(sqlite_sql: str, engine: str, schema: Schema) -> list
     as_written = sqlite_sql.strip().rstrip(";").rstrip()
     out, seen = [], set()
     for tr in (Translation(as_written, "gold"), transpile_plain(sqlite_sql, engine),
-               translate_rules(sqlite_sql, engine, schema, minimal=True), translate_rules(sqlite_sql, engine, schema)):
+               *rule_translations(sqlite_sql, engine, schema)):
         if tr.sql is None or tr.sql not in seen:
             out.append(tr)
             seen.add(tr.sql)
