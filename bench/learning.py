@@ -133,7 +133,7 @@ def main() -> None:
     from bench.executor import setup_servers
     from exesql_ray.cli import local_ray
     from exesql_ray.config import load_config
-    from exesql_ray.evaluate import gains
+    from exesql_ray.evaluate import gain_intervals, gains
     from exesql_ray.models import ensure_embedded
     from exesql_ray.report import collect
     from exesql_ray.runs import base_model, train_dir
@@ -176,10 +176,9 @@ def main() -> None:
                                             for k in ("easy", "medium", "hard", "extra")))
         print(f"  {e:<9} " + "; ".join(parts))
     print("gains with their paired-bootstrap 95% interval (beyond it: the interval excludes 0):")
-    gain_ci = {}
+    gain_ci = gain_intervals(g)
     for e in engines:
         for name, b in g.get(e, {}).items():
-            gain_ci.setdefault(name, {})[e] = [b["lo"], b["hi"]]
             print(f"  {e:<9} {name:<24} {b['gain']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}] "
                   f"{'beyond its interval' if b['beyond'] else 'within noise'}")
     sample = manifest["stages"].get("sample/iter-1", {})

@@ -331,7 +331,7 @@ def cmd_run(args) -> int:
 def format_learning(run_dir, manifest: dict, dataset: str) -> str:
     """The run's EX table with 95% intervals, the gains with their paired-bootstrap intervals,
     each stage's time, and one JSON line of the headline figures."""
-    from exesql_ray.evaluate import gains
+    from exesql_ray.evaluate import gain_intervals, gains
     from exesql_ray.report import collect
 
     evals = collect(run_dir)["evals"]
@@ -366,9 +366,7 @@ def format_learning(run_dir, manifest: dict, dataset: str) -> str:
     lines.append(f"report: {stages.get('report', {}).get('path', '-')}; stages: {Path(run_dir) / 'pipeline.json'}")
     headline = {"ex": {c: {e: (cell[(c, e)] or {}).get("ex") for e in engines} for c in cols},
                 "ci95": {c: {e: (cell[(c, e)] or {}).get("ci95") for e in engines} for c in cols},
-                "gain_ci": {name: {e: [b["lo"], b["hi"]] for e in engines for n2, b in g.get(e, {}).items()
-                                   if n2 == name} for name in dict.fromkeys(n for e in g for n in g[e])},
-                "minutes": round(total / 60, 1), "report": stages.get("report", {}).get("path")}
+                "gain_ci": gain_intervals(g), "minutes": round(total / 60, 1), "report": stages.get("report", {}).get("path")}
     lines.append(json.dumps(headline))
     return "\n".join(lines)
 

@@ -139,3 +139,12 @@ def gains(evals: dict[str, dict]) -> dict[str, dict[str, dict[str, dict]]]:
                     out.setdefault(split, {}).setdefault(engine, {})[f"{name} vs {before}"] = \
                         paired_bootstrap(b["outcomes"], a["outcomes"])
     return out
+
+
+def gain_intervals(split_gains: dict[str, dict[str, dict]]) -> dict[str, dict[str, list]]:
+    """{"B vs A": {engine: [lo, hi]}} from one split of `gains`: the headline lines' shape."""
+    out: dict = {}
+    for engine, by_pair in split_gains.items():
+        for name, b in by_pair.items():
+            out.setdefault(name, {})[engine] = [b["lo"], b["hi"]]
+    return out
