@@ -135,6 +135,7 @@ def main() -> None:
     from exesql_ray.config import load_config
     from exesql_ray.evaluate import gain_intervals, gains
     from exesql_ray.models import ensure_embedded
+    from exesql_ray.prompts import extract_sql
     from exesql_ray.report import collect
     from exesql_ray.runs import base_model, train_dir
 
@@ -196,7 +197,7 @@ def main() -> None:
 
     scratch = Path(cfg.run_dir) / "bench" / "rows.parquet"
     scratch.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist([{"prompt": r["prompt"], "sql": _sql_of(r["completion"]), "engine": "duckdb",
+    pq.write_table(pa.Table.from_pylist([{"prompt": r["prompt"], "sql": extract_sql(r["completion"]), "engine": "duckdb",
                                           "question_id": str(i)} for i, r in enumerate(rows)]), scratch)
     ours = ours_tokens_per_s(cfg, scratch)
     plain = plain_trl_tokens_per_s(rows, base_model(cfg), cfg)  # the model `ours` starts from
@@ -217,12 +218,6 @@ def main() -> None:
     print(json.dumps({"ex": ex, "gain_ci": gain_ci, "train_vs_plain_trl": round(ours / plain, 2),
                       "sample_over_generation": round(stage_s / gen_s, 2), "peak_gb": peak, "minutes": minutes,
                       "reward": args.reward, "generation_tokens_per_s": round(gen_tokens / gen_s)}))
-
-
-def _sql_of(answer: str) -> str:
-    from exesql_ray.prompts import extract_sql
-
-    return extract_sql(answer)
 
 
 if __name__ == "__main__":
