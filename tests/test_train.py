@@ -107,7 +107,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(sampled_run, synth_dat
     run = _run_dir(sampled_run, tmp_path)
     args = [sys.executable, "-m", "exesql_ray", "train", "sft", "--config", "configs/quickstart.yaml",
             "--iteration", "0", f"run_dir={run}", f"data.path={synth_data}", f"model.path={tiny}", "data.limit=48",
-            "train.sft.epochs=40", "train.sft.save_steps=4", "train.sft.learning_rate=1e-3", *TRAIN[:5]]
+            "train.sft.first_epochs=4", "train.sft.save_steps=4", "train.sft.learning_rate=1e-3", *TRAIN[:5]]
     ck = run / "train" / "iter-0" / "sft" / "checkpoints"
     proc = subprocess.Popen(args, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
