@@ -119,6 +119,35 @@ def generation_alone(cfg, generators, iteration: int) -> tuple[float, int]:
     return seconds, tokens
 
 
+# Stages that do not read the reward: the exec run starts from the match run's copies of them.
+BEFORE_SAMPLING = ("dataset", "migrate", "translate", "evaluate/base", "sft/iter-0", "evaluate/iter-0")
+BEFORE_SAMPLING_DIRS = ("duckdb", "translate", "d_trans", "eval/base", "eval/iter-0", "train/iter-0")
+
+
+def start_from_match_run(cfg, say) -> None:
+    """The `exec` run's stages up to iteration 0 are the `match` run's (the reward is first read by
+    iteration 1's sampling): copy them when that run has them, so the two columns differ only
+    where the reward does, and the second bench costs only what it adds."""
+    import shutil
+
+    from exesql_ray.config import dump_config
+
+    run, match = Path(cfg.run_dir), ROOT / ".run" / "learning-match"
+    manifest = match / "pipeline.json"
+    if (run / "pipeline.json").exists() or not manifest.is_file():
+        return
+    stages = json.loads(manifest.read_text())["stages"]
+    if not all(s in stages for s in BEFORE_SAMPLING):
+        return
+    say(f"starting from {match}'s stages up to iteration 0 (they do not read the reward)")
+    for d in BEFORE_SAMPLING_DIRS:
+        if (match / d).exists():
+            shutil.copytree(match / d, run / d, symlinks=True)
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.yaml").write_text(dump_config(cfg))
+    (run / "pipeline.json").write_text(json.dumps({"stages": {s: stages[s] for s in BEFORE_SAMPLING}}, indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reward", choices=["match", "exec"], default="match")
@@ -145,6 +174,8 @@ def main() -> None:
                                *args.overrides])
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     ensure_embedded(cfg.model.path, say)
+    if args.reward == "exec":
+        start_from_match_run(cfg, say)
     ray = local_ray()
     manifest = run_pipeline(cfg, progress=say)
     sft1 = train_dir(cfg, 1) / "sft" / "model"
