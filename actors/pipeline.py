@@ -62,7 +62,8 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def pin_config(cfg: Config, progress=print) -> None:
     """Write `<run_dir>/config.yaml`; on a re-run, refuse a config that changes results."""
     path = Path(cfg.run_dir) / "config.yaml"
-    new = _flat(cfg.model_dump(mode="json"))
+    text = dump_config(cfg)  # DSNs as ${VAR} references or with passwords hidden: no secret on disk
+    new = _flat(yaml.safe_load(text))
     if path.is_file():
         old = _flat(yaml.safe_load(path.read_text()) or {})
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -74,7 +75,7 @@ def pin_config(cfg: Config, progress=print) -> None:
         if changed:
             progress(f"resuming {cfg.run_dir} with changed settings: {', '.join(changed)}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dump_config(cfg))
+    path.write_text(text)
 
 
 def _dataset(cfg: Config, progress) -> dict:
@@ -133,6 +134,9 @@ def run_pipeline(cfg: Config, progress=print) -> dict:
     from exesql_ray.translate_stage import run_translate
 
     pin_config(cfg, progress)
+    if cfg.engines.allow_writable_login:
+        progress("WARNING: engines.allow_writable_login is on: a server login that could change the databases "
+                 "is accepted for untrusted SQL")
     m = Manifest(cfg)
     generators: list = []
 

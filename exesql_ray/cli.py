@@ -116,18 +116,74 @@ def cmd_db_migrate(args) -> int:
     return 0 if verified == len(results) else 1
 
 
+def _positive(flag: str, value, integer: bool = False) -> None:
+    if value is not None and value <= 0:
+        raise UserError(f"{flag} {value}: must be a positive {'integer' if integer else 'number'}")
+
+
+def run_stoppable(work, stop):
+    """`work()` in a thread while this (main) thread waits, so that Ctrl-C is seen at once,
+    whatever the work is blocked in: the first calls `stop()` and lets the work end by itself
+    (it raises Interrupted with what it finished); a second one leaves at once."""
+    import threading
+
+    result: dict = {}
+    done = threading.Event()
+
+    def target():
+        try:
+            result["value"] = work()
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            result["error"] = e
+        finally:
+            done.set()
+
+    # An Event, not Thread.join: a KeyboardInterrupt inside join can leave the thread looking
+    # finished while it runs (CPython gh-90882)
+    threading.Thread(target=target, name="exesql-work", daemon=True).start()
+    stopping = False
+    while not done.is_set():
+        try:
+            done.wait(0.1)
+        except KeyboardInterrupt:
+            if stopping:
+                raise
+            stopping = True
+            print("exesql-ray: interrupted: stopping (the query in flight gets no record; Ctrl-C again to "
+                  "leave at once)", file=sys.stderr)
+            stop()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def partial_path(output: str | Path) -> Path:
+    """Where an interrupted `execute` keeps the records it finished: beside --output, so that
+    --output itself is always complete (one record per input row) or absent."""
+    p = Path(output)
+    return p.with_name(f"{p.stem}.partial{p.suffix}")
+
+
 def cmd_execute(args) -> int:
     from exesql_ray.compare import CompareOptions
     from exesql_ray.engines import open_engine
+    from exesql_ray.engines.base import Interrupted
     from exesql_ray.executor import Executor
-    from exesql_ray.io import read_rows, write_records
+    from exesql_ray.io import check_execute_rows, check_output, read_rows, write_records
 
+    _positive("--timeout-s", args.timeout_s)
+    _positive("--max-rows", args.max_rows, integer=True)
+    _positive("--workers", args.workers, integer=True)
     cfg = _config(args)
     if args.timeout_s is not None:
         cfg.execution.timeout_s = args.timeout_s
     if args.max_rows is not None:
         cfg.execution.max_rows = args.max_rows
+    if args.allow_writable_login:
+        cfg.engines.allow_writable_login = True
+    check_output(args.output)
     rows = read_rows(args.input)
+    check_execute_rows(rows, args.input, args.sql_column)
     engine = open_engine(args.engine, cfg, db_root=args.db_root, dsn=args.dsn)
     try:
         ex = Executor(engine, cache=not args.no_cache, compare=CompareOptions.from_config(cfg.compare),
@@ -135,7 +191,15 @@ def cmd_execute(args) -> int:
         from tqdm import tqdm
 
         with tqdm(total=len(rows), unit="q", disable=None if len(rows) > 200 else True, file=sys.stderr) as bar:
-            records = ex.run(rows, progress=bar.update)
+            try:
+                records = run_stoppable(lambda: ex.run(rows, progress=bar.update), engine.interrupt)
+            except Interrupted as e:
+                bar.close()
+                kept = write_records(e.records, partial_path(args.output)) if e.records else None
+                print(f"exesql-ray: interrupted after {len(e.records)} of {len(rows)} rows"
+                      + (f"; their records are in {kept}" if kept else "") + f"; {args.output} not written",
+                      file=sys.stderr)
+                return 130
     finally:
         engine.close()
     write_records(records, args.output)
@@ -143,7 +207,8 @@ def cmd_execute(args) -> int:
     matched = [r["match"] for r in records if r["match"] is not None]
     print(f"executed {len(records)} rows on {args.engine}: " + ", ".join(f"{k} {v}" for k, v in sorted(st["by_status"].items()))
           + (f"; match {sum(matched)}/{len(matched)}" if matched else "")
-          + (f"; cache hits {st['cache_hits']}" if not args.no_cache else "") + f" → {args.output}")
+          + (f"; cache hits {st['cache_hits']}" if not args.no_cache else "") + f" → {args.output}"
+          + (f"; WARNING: writable login accepted (it {engine.writable_login})" if engine.writable_login else ""))
     return 0
 
 
@@ -436,6 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rows", type=int)
     p.add_argument("--workers", type=int, default=1, help="threads issuing queries")
     p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--allow-writable-login", action="store_true", help="accept a server login that could change "
+                   "something (superuser, write or FILE privileges); refused otherwise")
+    p.add_argument("--sql-column", default="sql", help="the input's column holding the SQL to run (`data export` "
+                   "writes `query`)")
     p.add_argument("--config", help="YAML config")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value")
     p.set_defaults(func=cmd_execute)
@@ -508,6 +577,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"exesql-ray: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("exesql-ray: interrupted; what finished is kept (a run resumes where it stopped when started again)",
+              file=sys.stderr)
+        return 130
     except BrokenPipeError:
         return 0
 

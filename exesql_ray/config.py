@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from exesql_ray.errors import UserError
 
@@ -63,6 +63,10 @@ class ServerConfig(Section):
 
 class EnginesConfig(Section):
     targets: list[EngineName] = Field(default_factory=lambda: ["duckdb"])
+    # A server login that could change something (superuser, write or FILE privileges) is
+    # refused at connect time unless this says the user accepts it (`execute
+    # --allow-writable-login`); every summary then says so.
+    allow_writable_login: bool = False
     postgres: ServerConfig = Field(
         default_factory=lambda: ServerConfig(dsn="${EXESQL_PG_DSN:-}", admin_dsn="${EXESQL_PG_ADMIN_DSN:-}")
     )
@@ -288,6 +292,20 @@ class Config(Section):
     sample: SampleConfig = Field(default_factory=SampleConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    # engines.<server>.dsn / admin_dsn as written, where they were ${VAR} references: what
+    # `dump_config` shows instead of the secret the environment holds
+    _dsn_refs: dict = PrivateAttr(default_factory=dict)
+
+
+SERVERS = ("postgres", "mysql", "oracle")
+DSN_KEYS = ("dsn", "admin_dsn")
+
+
+def hide_password(dsn: str) -> str:
+    """A DSN fit for a message or a file: key=value, URL and Oracle's user/password@host forms."""
+    dsn = re.sub(r"(password\s*=\s*)(\S+)", r"\1***", dsn)
+    dsn = re.sub(r"(://[^:/@]+:)([^@]+)@", r"\1***@", dsn)
+    return re.sub(r"^([^/@\s:=]+)/([^@\s]+)@", r"\1/***@", dsn)
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -377,13 +395,30 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tu
         parts, value = parse_override(ov)
         _set_path(raw, parts, value, f"override '{ov}'")
     # Merge onto the defaults first so that their ${VAR} references are expanded too.
-    raw = expand_env(_merge(Config.model_construct().model_dump(mode="json"), raw))
+    merged = _merge(Config.model_construct().model_dump(mode="json"), raw)
+    engines = merged.get("engines") if isinstance(merged.get("engines"), dict) else {}
+    refs = {(server, key): engines[server][key] for server in SERVERS if isinstance(engines.get(server), dict)
+            for key in DSN_KEYS if isinstance(engines[server].get(key), str) and "${" in engines[server][key]}
+    raw = expand_env(merged)
     try:
-        return Config.model_validate(raw)
+        cfg = Config.model_validate(raw)
+        cfg._dsn_refs = refs
+        return cfg
     except ValidationError as e:
         where = f"config {source}" + (f" with overrides {list(overrides)}" if overrides else "")
         raise UserError(f"{where}: {_format_errors(e)}") from None
 
 
 def dump_config(cfg: Config) -> str:
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    """The config as YAML, with no secret in it: a DSN that came from a ${VAR} reference is
+    shown as that reference, any other with its password hidden."""
+    d = cfg.model_dump(mode="json")
+    for server in SERVERS:
+        for key in DSN_KEYS:
+            value = d["engines"][server][key]
+            ref = cfg._dsn_refs.get((server, key))
+            if ref is not None:
+                d["engines"][server][key] = ref
+            elif value:
+                d["engines"][server][key] = hide_password(value)
+    return yaml.safe_dump(d, sort_keys=False)

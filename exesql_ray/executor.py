@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from exesql_ray.compare import CompareOptions, query_orders, results_match
-from exesql_ray.engines.base import Engine, Execution, cache_key
+from exesql_ray.engines.base import Engine, Execution, Interrupted, cache_key
 
 RECORD_FIELDS = ("id", "db_id", "sql", "status", "error_class", "error", "elapsed_ms", "row_count",
                  "truncated", "result_hash", "match", "gold_status", "cached")
@@ -82,6 +82,10 @@ _BLANK = {**dict.fromkeys(RECORD_FIELDS), "elapsed_ms": 0.0, "row_count": 0, "tr
 def _record(rid, db_id, sql) -> dict:
     """A record with every field of RECORD_FIELDS, not yet executed."""
     return {**_BLANK, "id": rid, "db_id": db_id, "sql": sql}
+
+
+def _id_text(v) -> str | None:
+    return None if v is None else v if isinstance(v, str) else str(v)
 
 
 def _text(v) -> str | None:
@@ -159,6 +163,10 @@ class Executor:
         rid, sql, db_id, gold_sql = row.get("id"), row.get("sql"), row.get("db_id"), row.get("gold_sql")
         if not (type(rid) is str and type(sql) is str and type(db_id) is str
                 and (gold_sql is None or type(gold_sql) is str)):  # the common case skips _text
+            for name, v in (("sql", sql), ("db_id", db_id), ("gold_sql", gold_sql)):
+                if v is not None and not isinstance(v, (str, bytes, bytearray)):
+                    out = _record(_id_text(rid), db_id if isinstance(db_id, str) else None, None)
+                    return self._rejected(out, f"`{name}` is a {type(v).__name__}, not text"), None
             try:
                 rid, sql, db_id, gold_sql = _text(rid), _text(sql), _text(db_id), _text(gold_sql)
             except UnicodeDecodeError as e:
@@ -209,6 +217,13 @@ class Executor:
         return checked, copy_of
 
     def _run_chunk(self, rows: list[dict], progress) -> list[dict]:
+        records: list[dict] = []
+        try:
+            return self._run_chunk_into(records, rows, progress)
+        except Interrupted:
+            raise Interrupted(records) from None  # the rows finished before the query in flight
+
+    def _run_chunk_into(self, records: list[dict], rows: list[dict], progress) -> list[dict]:
         """Records for a few hundred rows, in two passes, each one stream of jobs through
         `engine.execute_many` (which a server engine pipelines): first every gold not cached,
         then every candidate, capped by its gold. A SQL text that recurs in the chunk is one
@@ -234,7 +249,6 @@ class Executor:
                     # (a candidate that drops its WHERE stops after gold + 1 rows, not after the join)
                     cap = gold.row_count + 1
             plans.append((gold, gref, cands.add(out["db_id"], out["sql"], cap)))
-        records = []
         keep = self.cache is not None  # else each job serves one row: drop its rows once used
         for c, plan, copy in zip(checked, plans, copy_of):
             if copy is not None:
@@ -285,19 +299,26 @@ class Executor:
 
     def run(self, rows, progress=None) -> list[dict]:
         """Records in input order, one per row. Rows go in chunks (bounding the results held
-        at once); with `workers` > 1, chunks run on that many threads, each its own stream."""
+        at once); with `workers` > 1, chunks run on that many threads, each its own stream.
+        After `engine.interrupt()` it raises Interrupted holding the records of the rows
+        finished before the first one left without a verdict."""
         rows = list(rows)
         size = CHUNK_ROWS if self.workers == 1 else THREAD_CHUNK_ROWS
         chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
-        if self.workers == 1 or len(chunks) < 2:
-            return [rec for chunk in chunks for rec in self._run_chunk(chunk, progress)]
-        with ThreadPoolExecutor(self.workers, thread_name_prefix=f"exec-{self.engine.name}") as pool:
-            results = []
-            for recs in pool.map(lambda c: self._run_chunk(c, None), chunks):
-                results.extend(recs)
-                if progress:
-                    progress(len(recs))
-            return results
+        results: list[dict] = []
+        try:
+            if self.workers == 1 or len(chunks) < 2:
+                for chunk in chunks:
+                    results.extend(self._run_chunk(chunk, progress))
+                return results
+            with ThreadPoolExecutor(self.workers, thread_name_prefix=f"exec-{self.engine.name}") as pool:
+                for recs in pool.map(lambda c: self._run_chunk(c, None), chunks):
+                    results.extend(recs)
+                    if progress:
+                        progress(len(recs))
+                return results
+        except Interrupted as e:
+            raise Interrupted(results + e.records) from None
 
 
 CHUNK_ROWS = 256  # per stream of jobs: a few hundred results held at once, at most

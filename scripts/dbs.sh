@@ -89,6 +89,14 @@ REVOKE EXECUTE ON FUNCTION pg_advisory_lock(bigint), pg_advisory_lock(integer, i
   pg_try_advisory_lock(bigint), pg_try_advisory_lock(integer, integer),
   pg_try_advisory_lock_shared(bigint), pg_try_advisory_lock_shared(integer, integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION pg_cancel_backend(integer), pg_terminate_backend(integer, bigint) FROM PUBLIC;
+-- Large objects live outside tables, so a read-only session may still create them (and fill
+-- the disk): every function that creates, writes or removes one.
+REVOKE EXECUTE ON FUNCTION lo_from_bytea(oid, bytea), lo_create(oid), lo_creat(integer),
+  lo_import(text), lo_import(text, oid), lo_export(oid, text), lo_put(oid, bigint, bytea),
+  lowrite(integer, bytea), lo_unlink(oid), lo_truncate(integer, integer),
+  lo_truncate64(integer, bigint), lo_open(oid, integer) FROM PUBLIC;
+-- Notifications reach other sessions; the random seed outlives the query.
+REVOKE EXECUTE ON FUNCTION pg_notify(text, text), setseed(double precision) FROM PUBLIC;
 CREATE SCHEMA IF NOT EXISTS exesql_check;
 CREATE TABLE IF NOT EXISTS exesql_check.canary (id int PRIMARY KEY, note text);
 INSERT INTO exesql_check.canary VALUES (1, 'the reader may read this') ON CONFLICT DO NOTHING;

@@ -63,3 +63,27 @@ def test_cli_config_errors_are_one_line_exit_2(tmp_path: Path):
     assert r.stderr.strip().count("\n") == 0 and "config file not found" in r.stderr
     r = run_cli("config", "show", "--config", "configs/quickstart.yaml", "compare.rows=sets")
     assert r.returncode == 2 and "compare.rows" in r.stderr and "quickstart.yaml" in r.stderr
+
+
+def test_no_password_is_shown_or_stored(monkeypatch, tmp_path: Path):
+    """`config show` and a run's config.yaml keep `${VAR}` references (or hide the password of
+    a DSN written out); the secret stays in the environment."""
+    import os
+    import subprocess
+    import sys
+
+    from actors.pipeline import pin_config
+
+    env = {**os.environ, "EXESQL_PG_DSN": "postgresql://reader:s3cret-pg@127.0.0.1:5/exesql"}
+    r = subprocess.run([sys.executable, "-m", "exesql_ray", "config", "show",
+                        "engines.mysql.dsn=mysql://reader:s3cret-my@127.0.0.1:3/"], cwd=ROOT, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "s3cret" not in r.stdout, r.stdout
+    assert "${EXESQL_PG_DSN:-}" in r.stdout and "mysql://reader:***@127.0.0.1:3/" in r.stdout
+    monkeypatch.setenv("EXESQL_PG_DSN", "host=x user=reader password=s3cret-kv dbname=exesql")
+    cfg = load_config(None, [f"run_dir={tmp_path}"])
+    assert cfg.engines.postgres.dsn.endswith("password=s3cret-kv dbname=exesql")  # the engines get it
+    pin_config(cfg, progress=lambda m: None)
+    stored = (tmp_path / "config.yaml").read_text()
+    assert "s3cret" not in stored and "${EXESQL_PG_DSN:-}" in stored
+    pin_config(load_config(None, [f"run_dir={tmp_path}"]), progress=lambda m: pytest.fail(m))  # no change seen

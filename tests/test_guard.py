@@ -55,13 +55,54 @@ def test_cache_key_equal_only_for_same_query():
 def test_mysql_key_keeps_a_space_before_a_parenthesis():
     """MySQL reads `count (*)` as a syntax error: its keys keep `count (` apart from `count(`,
     in plain text, beside quotes and when tokenised (a comment); elsewhere they are one query."""
-    for tail in ("", " WHERE b = 'x'", " -- c"):
+    for tail in ("", " WHERE b = 'x'", " WHERE b = 'x\\\\y'"):  # plain, quotes, tokenised (a backslash)
         plain, spaced = "SELECT count(*) FROM t" + tail, "SELECT count (*) FROM t" + tail
         assert base.cache_key(plain, "mysql") != base.cache_key(spaced, "mysql"), tail
         assert base.cache_key(spaced, "mysql") == base.cache_key("select COUNT  (*)  from t" + tail, "mysql"), tail
         assert base.cache_key(plain, "mysql") == base.cache_key("select COUNT( * ) from t" + tail, "mysql"), tail
         for dialect in ("sqlite", "postgres", "duckdb"):
             assert base.cache_key(plain, dialect) == base.cache_key(spaced, dialect), (tail, dialect)
+
+
+def test_text_with_comments_keys_as_written():
+    """MySQL runs `/*! … */` and reads `--` + U+00A0 as code; a key that drops comments gave a
+    refused query's verdict to a benign one (and back) on a cache hit, which skips the guard."""
+    for dialect in ("sqlite", "postgres", "duckdb", "mysql"):
+        k = lambda s: base.cache_key(s, dialect)  # noqa: E731
+        assert k("SELECT 1 /*! INTO @x */") != k("SELECT 1")
+        assert k("SELECT 1 --\u00a0x FROM (SELECT 1) t INTO @h") != k("SELECT 1")
+        assert k("SELECT 1 -- c") != k("SELECT 1") and k("SELECT 1 -- c") == k("SELECT 1 -- c;")
+
+
+@pytest.mark.parametrize("sql,why", [
+    ("SELECT 1 --\u00a0x FROM (SELECT 1) t INTO @hx", "`--` followed by"),
+    ("SELECT 1 --\u2003x, GET_LOCK('a', 0)", "`--` followed by"),
+    ("SELECT `GET_LOCK`('a', 0)", "get_lock()"),
+    ("SELECT `get_lock` ('a', 0)", "get_lock()"),
+    ("SELECT LAST_INSERT_ID(42)", "last_insert_id()"),
+    ("SELECT (SELECT @hy := 7)", ":="),
+])
+def test_mysql_guard_reads_the_text_as_mysql_does(sql, why):
+    refusal = base.guard(sql, "mysql", MySQLEngine.denied_functions)
+    assert refusal is not None and why in refusal, (sql, refusal)
+    assert base.guard("SELECT 1 -- fine\nFROM t", "mysql", MySQLEngine.denied_functions) is None
+
+
+def test_quoted_names_are_the_functions_they_name():
+    assert "set_config()" in base.guard('SELECT "set_config"(\'a\', \'b\', false)', "postgres",
+                                        PostgresEngine.denied_functions)
+    for sql in ("SELECT lo_from_bytea(0, 'x'::bytea)", "SELECT lo_create(0)", "SELECT setseed(0.5)"):
+        assert base.guard(sql, "postgres", PostgresEngine.denied_functions) is not None, sql
+    assert base.guard("SELECT setseed(0.5)", "duckdb", DuckDBEngine.denied_functions) is not None
+
+
+def test_trailing_semicolons_go_but_not_inside_a_literal():
+    for dialect in ("postgres", "mysql", "sqlite", "duckdb"):
+        strip = lambda s: base.strip_trailing_semicolons(s, dialect)  # noqa: E731
+        assert strip("SELECT 'a; --b' AS s") == "SELECT 'a; --b' AS s"
+        assert strip("SELECT 'a; --b' AS s ; -- it's done") == "SELECT 'a; --b' AS s"
+        assert strip("SELECT 1; -- x") == "SELECT 1" and strip("SELECT 'x';;") == "SELECT 'x'"
+        assert "'a; --b'" in base.capped("SELECT 'a; --b' AS s", 5, dialect)
 
 
 def test_plain_key_is_the_regex_definition():

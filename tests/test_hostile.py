@@ -27,6 +27,11 @@ MYSQL_SESSION_CHANGES = (
     "SELECT 1 /*M!, GET_LOCK('exq_lock', 0) */",
     "SELECT /*+ SET_VAR(sql_select_limit=100000000) */ a.order_id FROM order_items a, order_items b",
     "SELECT /*+ MAX_EXECUTION_TIME(100000) */ SLEEP(5)",
+    # the guard read `--` + U+00A0 as a comment and a quoted name as no function (2026-12-06)
+    "SELECT 1 --\u00a0x FROM (SELECT 1) t INTO @exq_a",
+    "SELECT (SELECT @exq_b := 7)",
+    "SELECT `GET_LOCK`('exq_lock', 0)",
+    "SELECT LAST_INSERT_ID(42)",
 )
 
 COMMON = [
@@ -63,6 +68,7 @@ PER_ENGINE = {
         "SELECT * FROM read_csv('/etc/passwd')",
         "SELECT * FROM read_csv_auto('/etc/passwd')",
         "SELECT * FROM glob('/etc/*')",
+        "SELECT setseed(0.5)",
         "SELECT * FROM query('SELECT * FROM read_csv(''/etc/passwd'')')",
         "INSTALL httpfs",
         "LOAD httpfs",
@@ -82,6 +88,9 @@ PER_ENGINE = {
         "SELECT pg_read_file('/etc/passwd')",
         "SELECT * FROM pg_ls_dir('/')",
         "SELECT lo_import('/etc/passwd')",
+        "SELECT lo_from_bytea(0, 'x'::bytea)",
+        "SELECT lo_create(0)",
+        "SELECT setseed(0.5)",
         "CREATE EXTENSION dblink",
         "SELECT pg_advisory_lock(1)",
         "SELECT pg_terminate_backend(pg_backend_pid())",
@@ -183,8 +192,14 @@ def check_verdicts(engine: str, by_sql: dict) -> None:
     if engine == "postgres":
         assert by_sql["SELECT pg_sleep(5)"]["status"] == "timeout"
         assert by_sql["SELECT pg_read_file('/etc/passwd')"]["status"] == "rejected"
+        for sql in ("SELECT lo_from_bytea(0, 'x'::bytea)", "SELECT lo_create(0)", "SELECT setseed(0.5)"):
+            assert by_sql[sql]["status"] == "rejected", by_sql[sql]
+    if engine == "duckdb":
+        assert by_sql["SELECT setseed(0.5)"]["status"] == "rejected"
     if engine == "mysql":
-        assert by_sql["SELECT SLEEP(5)"]["status"] in ("timeout", "ok")  # MariaDB's SLEEP returns 1 when killed
+        # MariaDB's SLEEP and BENCHMARK return a value when the server cuts them: still a timeout
+        assert by_sql["SELECT SLEEP(5)"]["status"] == "timeout", by_sql["SELECT SLEEP(5)"]
+        assert by_sql["SELECT BENCHMARK(1000000000, MD5('a'))"]["status"] == "timeout"
         assert by_sql["SELECT LOAD_FILE('/etc/passwd')"]["status"] == "rejected"
         for sql in MYSQL_SESSION_CHANGES:
             assert by_sql[sql]["status"] == "rejected", by_sql[sql]
@@ -242,3 +257,25 @@ def test_one_record_per_input_with_threads(open_test_engine):
     statuses = [r["status"] for r in recs]
     assert statuses[:6] == ["ok", "error", "rejected", "ok", "rejected", "rejected"]
     assert recs[1]["error_class"] == "unknown_column" and recs[5]["error"].startswith("unknown db_id")
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb", "postgres", "mysql"])
+def test_a_semicolon_inside_a_literal_is_kept(engine, open_test_engine):
+    """The trailing-`;` strip once cut `SELECT 'a; --b'` to `SELECT 'a` where the engine wraps
+    or prefixes the query (PostgreSQL's row cap, MariaDB's per-statement cap)."""
+    eng = open_test_engine(engine, timeout_s=TIMEOUT, max_rows=1000)
+    for cap in (None, 1):
+        ex = eng.execute(DB, "SELECT 'a; --b' AS s;", cap)
+        assert ex.status == "ok" and ex.rows == [("a; --b",)], (cap, ex)
+
+
+def test_no_large_object_left_by_the_reader(open_test_engine, test_config):
+    """Large objects live outside tables: the reader may not create one, even by a name the
+    guard does not know (the server's REVOKE, scripts/dbs.sh)."""
+    import psycopg
+
+    dsn = test_config.engines.postgres.dsn
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for sql in ("SELECT lo_from_bytea(0, 'x'::bytea)", "SELECT lo_create(0)", "SELECT lo_creat(-1)"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(sql)

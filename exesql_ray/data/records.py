@@ -95,14 +95,6 @@ def atomic_dir(out: str | os.PathLike):
 
 def write_parquet_atomic(table: pa.Table, out: str | os.PathLike) -> Path:
     """Write to a temporary file beside `out` and rename: a crash leaves nothing half-written."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    from exesql_ray.io import atomic_write
+
+    return atomic_write(out, lambda tmp: pq.write_table(table, tmp))

@@ -38,11 +38,13 @@ def open_engine(name: str, cfg: Config, *, db_root: str | Path | None = None, ds
     if name == "postgres":
         from exesql_ray.engines.postgres import PostgresEngine
 
-        return PostgresEngine(dsn, limits=limits, max_connections=server.max_connections)
+        return PostgresEngine(dsn, limits=limits, max_connections=server.max_connections,
+                              allow_writable=cfg.engines.allow_writable_login)
     if name == "mysql":
         from exesql_ray.engines.mysql import MySQLEngine
 
-        return MySQLEngine(dsn, limits=limits, max_connections=server.max_connections)
+        return MySQLEngine(dsn, limits=limits, max_connections=server.max_connections,
+                           allow_writable=cfg.engines.allow_writable_login)
     from exesql_ray.engines.oracle import OracleEngine
 
     if not dsn:

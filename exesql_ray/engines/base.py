@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Iterable, Iterator
 from sqlglot.errors import TokenError
 from sqlglot.tokens import TokenType
 
+from exesql_ray.errors import UserError
 from exesql_ray.dialects import dialect_of
 
 STATUSES = ("ok", "error", "timeout", "rejected", "infra_error")
@@ -132,12 +133,22 @@ def _fast_accept(sql: str, denied: frozenset[str]) -> bool:
 _TRAILING = re.compile(r"(?:;(?:\s|--[^\n]*|/\*.*?\*/)*)+$", re.S)
 
 
-def strip_trailing_semicolons(sql: str) -> str:
+def strip_trailing_semicolons(sql: str, dialect: str = "") -> str:
     """`SELECT 1; -- done` → `SELECT 1`: the guard allows trailing `;` (and comments after
-    them); an engine that wraps the query needs them gone."""
+    them); an engine that wraps the query needs them gone. Text with quotes is tokenised in
+    `dialect` so that a `;` inside a literal stays: `SELECT 'a; --b'` is whole as written."""
     if ";" not in sql:
         return sql.strip()
-    return _TRAILING.sub("", sql.strip()).rstrip()
+    body = sql.strip()
+    if not any(q in body for q in ("'", '"', "`", "$", "[")):
+        return _TRAILING.sub("", body).rstrip()
+    try:
+        tokens = dialect_of(dialect).tokenize(body)
+    except TokenError:
+        return body  # it fails as written, with its own error
+    while tokens and tokens[-1].token_type == TokenType.SEMICOLON:
+        tokens.pop()
+    return body[:tokens[-1].end + 1] if tokens else ""
 
 
 _TRAILING_LIMIT = re.compile(r"\blimit\s+(\d+)\s*$", re.I)
@@ -157,7 +168,7 @@ def capped(sql: str, limit: int, dialect: str) -> str:
       not nest is not wrapped (`_nests`): it cannot compile as written, and wrapped it might.
     The wrapper costs PostgreSQL ~20 µs of planning per query (a tenth of a Spider query);
     tests/test_engines.py checks rows and order of all three forms against the bare query."""
-    body = strip_trailing_semicolons(sql)
+    body = strip_trailing_semicolons(sql, dialect)
     if "--" not in body and "/*" not in body:
         low = body.lower()  # substring tests first: the regexes cost ~2 µs each per query
         if "limit" not in low and "offset" not in low and "fetch" not in low:
@@ -250,7 +261,8 @@ def cache_key(sql: str, dialect: str) -> str:
     case), nor spaces around `,` `(` `)`, so they are folded; spaces elsewhere are kept as one
     (`< =` is not `<=`), quoted text is kept exact, and whitespace alone between two quoted
     runs too ('a'\\n'b' is one string in PostgreSQL, 'a' 'b' an error). SQL with comments,
-    backslashes, `$` or `[` is tokenised instead: a regex cannot tell their literals apart.
+    backslashes, `$` or `[` is tokenised instead: a regex cannot tell their literals apart;
+    SQL with comments keeps its text as written (a key of its own, never a comment-free one's).
     In MySQL a space before `(` is kept (`_SPACED_CALL_DIALECTS`).
     Regex rather than the tokenizer otherwise: it is ~20x cheaper, and best-of-N keys every
     candidate. Memoised (the gold is looked up once per candidate)."""
@@ -259,7 +271,12 @@ def cache_key(sql: str, dialect: str) -> str:
         body = sql.strip().rstrip(";").strip()
         parts = _regex_parts(body)
         spaced = dialect in _SPACED_CALL_DIALECTS
-        if parts is None:
+        if parts is None and ("--" in body or "/*" in body or "#" in body):
+            # Comments: the text as written. Engines disagree with the tokenizer about them
+            # (MySQL runs `/*! … */`, reads `--` + U+00A0 as code, PostgreSQL nests `/* */`),
+            # and a key shared with a comment-free text would skip the guard on a cache hit.
+            k = "\x00" + body
+        elif parts is None:
             k = inspect_sql(sql, dialect)[1]
         elif len(parts) == 1:
             k = _plain(body, spaced)
@@ -334,7 +351,8 @@ def _inspect(sql: str, dialect: str, denied: frozenset[str]) -> tuple[str | None
             return "more than one statement", key
         if tt in _FORBIDDEN:
             return f"not read-only: {tok.text.upper()}", key
-        if denied and tt == TokenType.VAR and tok.text.lower() in denied:
+        # a quoted name calls the same function (MySQL: `GET_LOCK`('a', 0) takes the lock)
+        if denied and tt in (TokenType.VAR, TokenType.IDENTIFIER) and tok.text.lower() in denied:
             nxt = tokens[i + 1] if i + 1 < len(tokens) else None
             if nxt is not None and nxt.token_type == TokenType.L_PAREN:
                 return f"function {tok.text.lower()}() is not allowed", key
@@ -342,6 +360,10 @@ def _inspect(sql: str, dialect: str, denied: frozenset[str]) -> tuple[str | None
 
 
 _MYSQL_CODE_IN_COMMENTS = re.compile(r"/\*(?:!|\+|m!)", re.I)
+# `--` opens a comment in MySQL only before ASCII whitespace or a control character; every
+# other reader here (sqlglot's tokenizer included: Python's isspace) also takes U+00A0 and
+# the like, so the guard would skip code that MySQL runs
+_MYSQL_NOT_A_COMMENT = re.compile(r"--([^\x00-\x20])")
 
 
 def _mysql_refusal(sql: str, tokens) -> str | None:
@@ -351,12 +373,21 @@ def _mysql_refusal(sql: str, tokens) -> str | None:
       or `/*!, GET_LOCK('a', 0) */` got past the token check and ran;
     - an optimizer hint `/*+ … */` can lift the statement's timeout and row cap (MySQL 8:
       `SET_VAR(sql_select_limit=…)`, `MAX_EXECUTION_TIME`);
-    - `@x := …` sets a user variable that the next query on the same connection reads.
+    - `@x := …` sets a user variable that the next query on the same connection reads;
+    - `--` before anything but ASCII whitespace is code to MySQL and a comment to the guard.
     The comment forms are refused wherever they appear, string literals included (no real
     query needs them); `:=` only as a token."""
     m = _MYSQL_CODE_IN_COMMENTS.search(sql)
     if m is not None:
         return f"not read-only: MySQL runs what is inside {m.group(0)} … */ (executable comments and optimizer hints are refused)"
+    if "--" in sql:  # between the tokens: where the tokenizer saw comments (not in literals)
+        gap = 0
+        for start, end in [(t.start, t.end + 1) for t in tokens] + [(len(sql), len(sql))]:
+            m = _MYSQL_NOT_A_COMMENT.search(sql, gap, start) if start > gap else None
+            if m is not None:
+                return (f"not read-only: MySQL reads `--` followed by {m.group(1)!r} as code, not as a comment "
+                        "(a `--` comment needs a space, tab or newline after it)")
+            gap = max(gap, end)
     for tok in tokens:
         if tok.token_type == TokenType.COLON_EQ:
             return "not read-only: := assigns a user variable, which outlives the query"
@@ -461,11 +492,25 @@ class Execution:
 
 
 class InfraError(Exception):
-    """The engine, not the SQL, failed (connection lost, server gone): retried, never a verdict."""
+    """The engine, not the SQL, failed (connection lost, server gone, a broken database file):
+    never a verdict; retried unless `retry` is False (what a retry cannot mend)."""
+
+    def __init__(self, message: str, retry: bool = True):
+        super().__init__(message)
+        self.retry = retry
 
 
 class QueryTimeout(Exception):
     pass
+
+
+class Interrupted(Exception):
+    """The run was asked to stop (Ctrl-C): the query in flight gets no verdict. `records`: the
+    records of the rows that had finished, in input order (filled in by the executor)."""
+
+    def __init__(self, records=()):
+        super().__init__("interrupted")
+        self.records = list(records)
 
 
 @dataclass(frozen=True)
@@ -501,6 +546,34 @@ class Engine(ABC):
     def __init__(self, limits: Limits = Limits()):
         self.limits = limits
         self._compiled = [(re.compile(p, re.I), c) for p, c in self.error_classes]
+        self.stopping = False
+        # what the login could change, where the user accepted a writable one (else refused)
+        self.writable_login: str | None = None
+
+    def _accept_login(self, what_it_can: str | None, dsn: str, allow_writable: bool) -> None:
+        """Refuse a login that could change something, unless the user said they accept it."""
+        if what_it_can is None:
+            return
+        if not allow_writable:
+            from exesql_ray.config import hide_password
+
+            raise UserError(f"{self.name}: the login of {hide_password(dsn)} {what_it_can}: untrusted SQL must run as a "
+                            "SELECT-only login (scripts/dbs.sh makes one); to accept this one pass "
+                            "--allow-writable-login (engines.allow_writable_login: true)")
+        self.writable_login = what_it_can
+
+    def interrupt(self) -> None:
+        """Stop (from another thread or a signal handler): the queries in flight end now where
+        the engine can cancel them (else at their deadline), and every call from here on raises
+        Interrupted instead of giving a verdict: a cancelled query is not the SQL's fault."""
+        self.stopping = True
+        try:
+            self._cancel_running()
+        except Exception:  # best effort: the deadline still ends the query
+            pass
+
+    def _cancel_running(self) -> None:
+        """Cancel the queries in flight, if the engine can (called by `interrupt`)."""
 
     # -- what each engine implements
     @abstractmethod
@@ -545,18 +618,26 @@ class Engine(ABC):
             return refusal
         attempt = 0
         while True:
+            if self.stopping:
+                raise Interrupted()
             t0 = time.perf_counter()
             try:
                 raw = self._run(db_id, sql, cap)
             except InfraError as e:
                 attempt += 1
-                if attempt > self.limits.retries:
+                if self.stopping:
+                    raise Interrupted() from None
+                if attempt > self.limits.retries or not e.retry:
                     return Execution("infra_error", error=str(e)[:500], elapsed_ms=(time.perf_counter() - t0) * 1e3)
                 self.reset()
                 time.sleep(self.limits.backoff_s * 2 ** (attempt - 1))
                 continue
             except Exception as e:
+                if self.stopping:  # cancelled by `interrupt`, or ended while we stop: no verdict
+                    raise Interrupted() from None
                 return self._verdict(e, t0)
+            if self.stopping:
+                raise Interrupted()
             return self._finish(raw, cap, t0)
 
     def execute_many(self, jobs: Iterable[tuple[str, str, int | None]]) -> Iterator[Execution]:
@@ -603,6 +684,8 @@ class Engine(ABC):
         inflight = None  # (db_id, sql, cap, t0) sent on conn and not read yet
         try:
             for job in chain(jobs, (None,)):  # None: the end, where the last one is read
+                if self.stopping and inflight is None:
+                    raise Interrupted()
                 # The next job is guarded and its statement built before the last one is read,
                 # while the server still runs it: between reading and sending, only the send.
                 mine = None  # this job's Execution if it is not sent; False: run it alone
@@ -619,6 +702,8 @@ class Engine(ABC):
                         self._checkin(conn, broken=True)
                         conn = None
                     done, inflight = (inflight, raw, exc), None
+                    if self.stopping:  # perhaps the reply of a query `interrupt` cancelled: no verdict
+                        raise Interrupted()
                 if job is not None and mine is None:
                     try:
                         if conn is None:
@@ -672,7 +757,11 @@ class Engine(ABC):
         return Execution("rejected", error_class="permission", error=refusal, elapsed_ms=elapsed)
 
     def _finish(self, raw, cap: int, t0: float) -> Execution:
-        """Raw rows (fetched to cap + 1 at most) → the `ok` Execution."""
+        """Raw rows (fetched to cap + 1 at most) → the `ok` Execution; a `timeout` when they came
+        after the deadline: some functions swallow the server's cut and return a value anyway
+        (MariaDB's BENCHMARK and SLEEP), and a result past the limit is a timeout everywhere."""
+        if time.perf_counter() - t0 >= self.limits.timeout_s:
+            return self._verdict(QueryTimeout(), t0)
         truncated = len(raw) > cap
         rows = normalize_rows(raw[:cap] if truncated else raw)
         return Execution("ok", elapsed_ms=(time.perf_counter() - t0) * 1e3, row_count=len(rows),

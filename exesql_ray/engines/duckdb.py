@@ -39,7 +39,7 @@ class DuckDBEngine(Engine):
     # which run SQL held in a string, out of the guard's sight (DuckDB allows one SELECT there).
     denied_functions = frozenset({"read_csv", "read_csv_auto", "read_parquet", "read_json", "read_json_auto",
                                   "read_text", "read_blob", "glob", "sniff_csv", "parquet_scan", "query_table",
-                                  "query"})
+                                  "query", "setseed"})  # setseed: the next query's random() would depend on it
 
     def __init__(self, root: str | Path, limits: Limits = Limits(), memory_limit: str = "2GB", threads: int = 1):
         super().__init__(limits)
@@ -63,6 +63,12 @@ class DuckDBEngine(Engine):
 
     def db_ids(self) -> list[str]:
         return list(self._dbs)
+
+    def _cancel_running(self) -> None:
+        with self._cursors_lock:
+            cursors = list(self._cursors)
+        for cur in cursors:
+            cur.interrupt()
 
     def _cursor(self, db_id: str):
         st = self._local.__dict__

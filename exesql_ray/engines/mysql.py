@@ -57,6 +57,29 @@ def require_folded_table_names(conn, dsn: str) -> None:
                         "when its data directory is initialised; scripts/dbs.sh and docker-compose.yml do so)")
 
 
+# Privileges that change nothing; anything else (ALL, INSERT, FILE, PROXY, …) could
+_READ_ONLY_PRIVILEGES = {"SELECT", "USAGE", "SHOW VIEW", "SHOW DATABASES"}
+_GRANT = re.compile(r"^GRANT (.+?) ON ", re.S)
+
+
+def login_can_change(conn) -> str | None:
+    """What the login's grants would let untrusted SQL change (a phrase), or None. Roles
+    granted to the login are not expanded (the project's reader has none)."""
+    cur = conn.cursor()
+    cur.execute("SHOW GRANTS FOR CURRENT_USER()")
+    grants = [r[0] for r in cur.fetchall()]
+    cur.close()
+    for g in grants:
+        m = _GRANT.match(g)
+        if m is None:
+            continue
+        privileges = {re.sub(r"\s*\(.*?\)", "", p).strip().upper() for p in m.group(1).split(",")}
+        extra = sorted(privileges - _READ_ONLY_PRIVILEGES)
+        if extra:
+            return f"holds {', '.join(extra)} ({g.split(' TO ')[0]})"
+    return None
+
+
 # 1142 "SELECT command denied … for table `schema`.`table`" naming a schema other than the
 # server's own: MariaDB answers so for a schema that does not exist
 _MISSING_SCHEMA = r"^1142\b.*for table `(?!(?:mysql|sys|performance_schema|information_schema)`)"
@@ -86,10 +109,12 @@ class MySQLEngine(Engine):
         (r"^(1142|1044|1045|1227|1290|1143)\b", "permission"),
         (r"^(1114|1038|1041|3170)\b", "resource"),
     )
+    # last_insert_id(x) sets what the connection's next last_insert_id() returns
     denied_functions = frozenset({"get_lock", "release_lock", "release_all_locks", "load_file",
-                                  "master_pos_wait", "master_gtid_wait", "source_pos_wait"})
+                                  "master_pos_wait", "master_gtid_wait", "source_pos_wait", "last_insert_id"})
 
-    def __init__(self, dsn: str, limits: Limits = Limits(), max_connections: int = 8, connect_timeout_s: float = 5.0):
+    def __init__(self, dsn: str, limits: Limits = Limits(), max_connections: int = 8, connect_timeout_s: float = 5.0,
+                 allow_writable: bool = False):
         super().__init__(limits)
         if not dsn:
             raise UserError("mysql: no DSN configured (engines.mysql.dsn; scripts/dbs.sh writes EXESQL_MYSQL_DSN)")
@@ -102,6 +127,7 @@ class MySQLEngine(Engine):
         self._open = 1  # connections open, idle or in use (≤ max_connections); the first below
         self._lock = threading.Lock()
         self._max = max_connections
+        self._busy: set = set()  # server thread ids of connections in use, for `interrupt`
         self._dbs = None
         self.flavor = None
         try:
@@ -110,6 +136,7 @@ class MySQLEngine(Engine):
             raise UserError(f"mysql: cannot connect to {hide_password(dsn)}: {e.args[-1]}") from None
         try:
             require_folded_table_names(conn, dsn)
+            self._accept_login(login_can_change(conn), dsn, allow_writable)
         finally:
             self._release(conn)
 
@@ -130,9 +157,32 @@ class MySQLEngine(Engine):
         cur.execute(f"SET SESSION sql_select_limit = {self.limits.max_rows + 1}")
         cur.close()
         conn._exesql_db = None
+        conn._exesql_thread = conn.thread_id()
         return conn
 
+    def _cancel_running(self) -> None:
+        """KILL QUERY for each connection in use, from a connection of its own (the login may
+        kill its own threads): the query ends with 1317, at once."""
+        busy = list(self._busy)
+        if not busy:
+            return
+        conn = MySQLdb.connect(**self._kw, connect_timeout=self._connect_timeout)
+        try:
+            cur = conn.cursor()
+            for thread in busy:
+                try:
+                    cur.execute(f"KILL QUERY {int(thread)}")
+                except MySQLdb.Error:
+                    pass  # it ended meanwhile
+        finally:
+            conn.close()
+
     def _acquire(self):
+        conn = self._pool_acquire()
+        self._busy.add(conn._exesql_thread)
+        return conn
+
+    def _pool_acquire(self):
         deadline = None
         while True:
             try:
@@ -159,6 +209,7 @@ class MySQLEngine(Engine):
             raise
 
     def _release(self, conn, broken: bool = False) -> None:
+        self._busy.discard(getattr(conn, "_exesql_thread", None))
         if not broken:
             self._idle.append(conn)
             return
@@ -186,7 +237,7 @@ class MySQLEngine(Engine):
     def _statement(self, sql: str, cap: int) -> str:
         if cap < self.limits.max_rows and self.flavor == "mariadb":
             # a smaller cap for this statement only (the executor's gold + 1)
-            return f"SET STATEMENT sql_select_limit = {int(cap) + 1} FOR {strip_trailing_semicolons(sql)}"
+            return f"SET STATEMENT sql_select_limit = {int(cap) + 1} FOR {strip_trailing_semicolons(sql, self.dialect)}"
         return sql
 
     def _use_db(self, conn, db_id: str) -> None:

@@ -14,7 +14,6 @@ and sampled candidates fail often). Session-changing functions
 
 from __future__ import annotations
 
-import re
 import select
 
 import psycopg
@@ -24,17 +23,45 @@ from psycopg.adapt import Transformer
 from psycopg.pq import ExecStatus
 
 from exesql_ray.engines.base import Engine, InfraError, Limits, QueryTimeout, capped, strip_trailing_semicolons
+from exesql_ray.config import hide_password  # noqa: F401 - also imported from here
 from exesql_ray.errors import UserError
 
 
 TUPLES_OK, FATAL_ERROR = ExecStatus.TUPLES_OK, ExecStatus.FATAL_ERROR
 
 
-def hide_password(dsn: str) -> str:
-    """A DSN fit for an error message: key=value, URL and Oracle's user/password@host forms."""
-    dsn = re.sub(r"(password\s*=\s*)(\S+)", r"\1***", dsn)
-    dsn = re.sub(r"(://[^:/@]+:)([^@]+)@", r"\1***@", dsn)
-    return re.sub(r"^([^/@\s:=]+)/([^@\s]+)@", r"\1/***@", dsn)
+# What the login could change: any of these and untrusted SQL could write through it.
+_LOGIN_RIGHTS = """
+SELECT r.rolsuper, r.rolcreaterole OR r.rolcreatedb OR r.rolreplication OR r.rolbypassrls,
+  pg_has_role(current_user, 'pg_write_server_files', 'MEMBER')
+    OR pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER')
+    OR pg_has_role(current_user, 'pg_read_server_files', 'MEMBER'),
+  has_database_privilege(current_database(), 'CREATE'),
+  (SELECT n.nspname FROM pg_namespace n WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+     AND has_schema_privilege(n.oid, 'CREATE') LIMIT 1),
+  (SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p', 'v', 'f') AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+     AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') LIMIT 1)
+FROM pg_roles r WHERE r.rolname = current_user
+"""
+
+
+def login_can_change(conn) -> str | None:
+    """What the connection's login could change (a phrase for the refusal), or None."""
+    superuser, roles, files, create_db, schema, table = conn.execute(_LOGIN_RIGHTS).fetchone()
+    if superuser:
+        return "is a superuser"
+    if roles:
+        return "may create roles or databases, replicate or bypass row security"
+    if files:
+        return "may read or write the server's files or run programs (pg_*_server_* roles)"
+    if create_db:
+        return "may create schemas in the database"
+    if schema:
+        return f"may create objects in schema {schema}"
+    if table:
+        return f"may write table {table}"
+    return None
 
 
 class PostgresEngine(Engine):
@@ -54,10 +81,16 @@ class PostgresEngine(Engine):
         (r"^(42501|25006)", "permission"),
         (r"^(53|54)", "resource"),
     )
+    # Functions whose effects outlive the query: settings, locks, other sessions, large objects
+    # (stored outside tables: a read-only session may create them), the session's random seed.
+    # scripts/dbs.sh also revokes them from the login; this keeps a user's own server safe too.
     denied_functions = frozenset({"set_config", "pg_advisory_lock", "pg_advisory_lock_shared",
-                                  "pg_cancel_backend", "pg_terminate_backend", "dblink", "lo_import", "lo_export"})
+                                  "pg_cancel_backend", "pg_terminate_backend", "dblink", "lo_import", "lo_export",
+                                  "lo_from_bytea", "lo_create", "lo_creat", "lo_put", "lowrite", "lo_unlink",
+                                  "lo_truncate", "lo_truncate64", "lo_open", "pg_notify", "setseed"})
 
-    def __init__(self, dsn: str, limits: Limits = Limits(), max_connections: int = 8, connect_timeout_s: float = 5.0):
+    def __init__(self, dsn: str, limits: Limits = Limits(), max_connections: int = 8, connect_timeout_s: float = 5.0,
+                 allow_writable: bool = False):
         super().__init__(limits)
         if not dsn:
             raise UserError("postgres: no DSN configured (engines.postgres.dsn; scripts/dbs.sh writes EXESQL_PG_DSN)")
@@ -75,6 +108,18 @@ class PostgresEngine(Engine):
         except psycopg_pool.PoolTimeout:
             raise UserError(f"postgres: cannot connect to {hide_password(dsn)} within {connect_timeout_s:g}s") from None
         self._dbs = None
+        self._busy: set = set()
+        try:
+            with self.pool.connection() as conn:
+                what = login_can_change(conn)
+            self._accept_login(what, dsn, allow_writable)
+        except BaseException:
+            self.pool.close()
+            raise  # connections with a query in flight, for `interrupt`
+
+    def _cancel_running(self) -> None:
+        for conn in list(self._busy):
+            conn.cancel_safe(timeout=2.0)  # the server ends the query: QueryCanceled
 
     def _configure(self, conn: psycopg.Connection) -> None:
         conn.execute(f"SET statement_timeout = {self._timeout_ms}")
@@ -99,7 +144,11 @@ class PostgresEngine(Engine):
     def _run(self, db_id: str, sql: str, cap: int):
         try:
             with self.pool.connection() as conn:
-                return self._run_on(conn, db_id, sql, cap)
+                self._busy.add(conn)
+                try:
+                    return self._run_on(conn, db_id, sql, cap)
+                finally:
+                    self._busy.discard(conn)
         except psycopg_pool.PoolTimeout as e:
             raise InfraError(f"postgres pool: {e}") from e
 
@@ -118,7 +167,7 @@ class PostgresEngine(Engine):
                     raise
                 # The query as written ends where it cannot: the error names the LIMIT we added.
                 # PREPARE parses it without running it, and fails with the query's own error.
-                cur.execute("PREPARE exesql_own AS " + strip_trailing_semicolons(sql))
+                cur.execute("PREPARE exesql_own AS " + strip_trailing_semicolons(sql, self.dialect))
                 cur.execute("DEALLOCATE exesql_own")
                 raise  # it compiles alone (not seen): the capped form's error stands
             return cur.fetchall()
@@ -140,9 +189,12 @@ class PostgresEngine(Engine):
     stream_errors = (psycopg.Error, psycopg_pool.PoolTimeout, InfraError)
 
     def _checkout(self):
-        return self.pool.getconn()
+        conn = self.pool.getconn()
+        self._busy.add(conn)
+        return conn
 
     def _checkin(self, conn: psycopg.Connection, broken: bool) -> None:
+        self._busy.discard(conn)
         if broken:
             conn.close()  # the pool discards a closed connection
         self.pool.putconn(conn)
@@ -155,7 +207,7 @@ class PostgresEngine(Engine):
         if not isinstance(exc, psycopg.errors.SyntaxError):
             return False
         statement = self._statement(sql, cap)
-        body = strip_trailing_semicolons(sql)
+        body = strip_trailing_semicolons(sql, self.dialect)
         if statement == sql or statement == body:  # nothing added
             return False
         try:

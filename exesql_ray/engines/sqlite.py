@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from exesql_ray.engines.base import Engine, Limits, QueryTimeout, capped, sorts
+from exesql_ray.engines.base import Engine, InfraError, Limits, QueryTimeout, capped, sorts
 from exesql_ray.errors import UserError
 
 _ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
@@ -17,6 +17,9 @@ _ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
 CACHE_MB = 16  # per connection: its page cache, and what one sort may hold before it spills
 # Errors raised before a statement runs, by its text
 _SYNTAX = re.compile(r"syntax error|incomplete input|unrecognized token")
+# A database file SQLite cannot read: the file's fault, not the query's (an infra_error)
+_BROKEN_FILE = re.compile(r"file is not a database|malformed|unable to open database|disk I/O error|database or disk is full")
+SQLITE_HEADER = b"SQLite format 3\x00"
 # Process-wide: SQLite frees cached pages (of all connections) to keep its heap below this.
 SOFT_HEAP_LIMIT = 1 << 30
 
@@ -36,6 +39,19 @@ class _Deadline:
 
     def __call__(self) -> int:
         return 1 if time.monotonic() > self.at else 0
+
+
+def _check_header(path: str) -> None:
+    """A file that is not an SQLite database (or is cut inside its header) is the file's fault:
+    an InfraError naming it, so that its rows get `infra_error`, never a verdict about the SQL.
+    An empty file is an empty database, as SQLite reads it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except OSError as e:
+        raise InfraError(f"sqlite: {path}: {e.strerror}", retry=False) from None
+    if head and head != SQLITE_HEADER:
+        raise InfraError(f"sqlite: {path}: not an SQLite database file", retry=False)
 
 
 def _lenient(b: bytes) -> str:
@@ -79,6 +95,11 @@ class SQLiteEngine(Engine):
                         self.db_paths.setdefault(d.name, str(d / f"{d.name}{suf}"))
                         break
         self._local = threading.local()
+        self._deadlines: list[_Deadline] = []  # every connection's, for `interrupt`
+
+    def _cancel_running(self) -> None:
+        for d in list(self._deadlines):
+            d.at = float("-inf")  # the progress handler ends the query at its next check
 
     def db_ids(self) -> list[str]:
         return sorted(self.db_paths)
@@ -92,6 +113,7 @@ class SQLiteEngine(Engine):
             path = self.db_paths.get(db_id)
             if path is None:
                 raise LookupError(f"unknown db_id {db_id!r}")
+            _check_header(path)
             # No statement cache: the execution cache already runs each SQL text once per run,
             # so cached statements would be reused only with it off, or by a benchmark that
             # repeats its queries (where they flattered ours over a one-pass raw loop).
@@ -113,6 +135,7 @@ class SQLiteEngine(Engine):
             con.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
             con.set_authorizer(_authorizer)
             deadline = _Deadline()
+            self._deadlines.append(deadline)
             con.set_progress_handler(deadline, 20_000)
             entry = cons[db_id] = (con, deadline)
         return entry
@@ -125,9 +148,16 @@ class SQLiteEngine(Engine):
         return capped(sql, cap + 1, self.dialect) if sorts(sql) else sql
 
     def _run(self, db_id: str, sql: str, cap: int):
-        con, deadline = self._connection(db_id)
+        try:
+            con, deadline = self._connection(db_id)
+        except sqlite3.DatabaseError as e:  # the file, read while the connection is set up
+            if _BROKEN_FILE.search(str(e)):
+                raise InfraError(f"sqlite: {self.db_paths[db_id]}: {e}", retry=False) from e
+            raise
         statement = self._statement(sql, cap)
         deadline.at = time.monotonic() + self.limits.timeout_s
+        if self.stopping:  # `interrupt` came between the check in `execute` and the line above
+            deadline.at = float("-inf")
         try:
             try:
                 rows = _fetch(con, statement, cap)
@@ -149,6 +179,12 @@ class SQLiteEngine(Engine):
         except sqlite3.OperationalError as e:
             if "interrupted" in str(e):
                 raise QueryTimeout() from e
+            if _BROKEN_FILE.search(str(e)):
+                raise InfraError(f"sqlite: {self.db_paths[db_id]}: {e}", retry=False) from e
+            raise
+        except sqlite3.DatabaseError as e:  # "database disk image is malformed": a truncated file
+            if _BROKEN_FILE.search(str(e)):
+                raise InfraError(f"sqlite: {self.db_paths[db_id]}: {e}", retry=False) from e
             raise
         finally:
             deadline.at = float("inf")
