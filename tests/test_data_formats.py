@@ -94,6 +94,17 @@ def test_synth_rerun_is_noop_and_refuses_foreign_dirs(synth_dir: Path, tmp_path:
     with pytest.raises(UserError, match="use --force"):
         synthesize(foreign, seed=1)
     assert (foreign / "keep.txt").exists()
+    # --force replaces synth's own files and databases, nothing else
+    (foreign / "database" / "mine_db").mkdir(parents=True)
+    summary = synthesize(foreign, seed=1, force=True)
+    assert (foreign / "keep.txt").read_text() == "x" and (foreign / "database" / "mine_db").is_dir()
+    assert summary["params"]["seed"] == 1 and (foreign / "dev.json").is_file()
+    synthesize(foreign, seed=2, force=True)
+    assert (foreign / "keep.txt").exists() and json.loads((foreign / "synth.json").read_text())["params"]["seed"] == 2
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    r = run_cli("data", "synth", "--out", str(afile))
+    _one_line_error(r, "is a file")
 
 
 def test_export_roundtrip(synth_dir: Path, tmp_path: Path):
@@ -124,6 +135,12 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, synth_dir: Path):
                     "malformed JSON", str(bad / "dev.json"), "line 2, column")
     (bad / "dev.json").write_text('[{"db_id": "a", "question": "q"}]')
     _one_line_error(run_cli("data", "stats", "--dataset", "spider", "--path", str(bad)), "row 0", "'query'")
+    for row, needle in (('{"db_id": "a", "query": 7, "question": "q"}', "'query' must be text, got a int (7)"),
+                        ('{"db_id": null, "query": "SELECT 1", "question": "q"}', "'db_id' must be text, got null"),
+                        ('{"db_id": "a", "query": "SELECT 1", "question": 3}', "'question' must be text")):
+        (bad / "dev.json").write_text(f"[{row}]")
+        for cmd in (["stats"], ["export", "--out", str(tmp_path / "e.parquet")]):
+            _one_line_error(run_cli("data", *cmd, "--dataset", "spider", "--path", str(bad)), "row 0", needle)
     (bad / "dev.json").write_text('[{"db_id": "a", "query": "SELECT 1", "question": "q"}]')
     (bad / "database" / "a").mkdir(parents=True)
     (bad / "database" / "a" / "a.sqlite").write_text("not a database")

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT, run_cli, shared
 from exesql_ray.compare import CompareOptions, results_match
-from exesql_ray.engines.base import cache_key, normalize_rows
+from exesql_ray.engines.base import Limits, cache_key, normalize_rows
 from exesql_ray.errors import UserError
 from exesql_ray.executor import Executor
 
@@ -194,6 +194,23 @@ def test_unreachable_server_fails_fast_with_dsn_hidden():
         MySQLEngine("mysql://u:s3cret@127.0.0.1:1/", connect_timeout_s=2)
     assert "127.0.0.1:1" in str(e.value) and "s3cret" not in str(e.value)
     assert time.monotonic() - t0 < 10
+
+
+def test_unreachable_postgres_is_one_line_at_once(tmp_path):
+    """Not five seconds of the pool's retries, each logged: one try, one line, exit 2."""
+    import json
+    import subprocess
+    import sys
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"id": "a", "db_id": "x", "sql": "SELECT 1"}) + "\n")
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "exesql_ray", "execute", "--engine", "postgres", "--dsn",
+                        "host=127.0.0.1 port=1 user=u password=s3cret dbname=x", "--input", str(inp),
+                        "--output", str(tmp_path / "out.jsonl")], capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Connection refused" in r.stderr and "s3cret" not in r.stderr
+    assert time.monotonic() - t0 < 4  # the interpreter's start included
 
 
 def test_mysql_server_that_compares_table_names_as_written_is_refused(db_servers):
@@ -551,3 +568,28 @@ def test_batch_records_agree_with_row_by_row(engine, open_test_engine):
             assert (ex.cache is None) == (not cache)
     assert sum(r["match"] is True for r in got) >= 8
     assert sum(r["match"] is False for r in got) >= 8
+
+
+def test_errors_about_the_machine_are_never_a_verdict(migrated_synth):
+    """Out of memory, disk full, too many connections: the environment's fault, so retried and
+    then `infra_error`, never an `error` about the SQL. DuckDB's for real (a 20 MB limit); the
+    servers' by the errors their drivers raise."""
+    import MySQLdb
+    import psycopg
+
+    from exesql_ray.engines.duckdb import DuckDBEngine
+    from exesql_ray.engines.mysql import MySQLEngine
+    from exesql_ray.engines.postgres import PostgresEngine
+
+    eng = DuckDBEngine(ROOT / ".run" / "test-synth" / "duckdb", memory_limit="20MB",
+                       limits=Limits(timeout_s=10, retries=1, backoff_s=0.01))
+    ex = eng.execute(eng.db_ids()[0], "SELECT count(*) FROM (SELECT DISTINCT a.range * 100000 + b.range "
+                                      "FROM range(3000) a, range(3000) b)")
+    assert ex.status == "infra_error" and "Out of Memory" in ex.error, ex
+    eng.close()
+    for state in ("53100", "53200", "53300", "58030"):
+        assert PostgresEngine._about_the_environment(None, psycopg.errors.lookup(state)("x")), state
+    for state in ("53400", "42601", "22012"):
+        assert not PostgresEngine._about_the_environment(None, psycopg.errors.lookup(state)("x")), state
+    assert MySQLEngine._about_the_environment(None, MySQLdb.OperationalError(1041, "Out of memory"))
+    assert not MySQLEngine._about_the_environment(None, MySQLdb.ProgrammingError(1064, "syntax"))

@@ -28,7 +28,7 @@ def _dialect_gold(path: Path) -> dict[int, dict[str, str]]:
         if not f.is_file():
             continue
         for i, row in enumerate(read_json(f)):
-            require(row, ("question_id", "SQL"), f, i)
+            require(row, ("question_id", "SQL"), f, i, text=("SQL",))
             gold.setdefault(row["question_id"], {})[dialect] = row["SQL"].strip()
     return gold
 
@@ -54,7 +54,7 @@ def load_bird(path: Path, splits: list[str] | None, db_root=None) -> Dataset:
         dialect_gold = _dialect_gold(path) if split == "minidev" else {}
         out = []
         for i, row in enumerate(rows):
-            require(row, ("db_id", "question", "SQL"), f, i)
+            require(row, ("db_id", "question", "SQL"), f, i, text=("db_id", "question", "SQL"))
             qid = row.get("question_id", i)
             out.append(
                 Example(

@@ -49,12 +49,19 @@ def read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def require(row: dict, keys: tuple[str, ...], path: Path, index: int) -> None:
+def require(row: dict, keys: tuple[str, ...], path: Path, index: int, text: tuple[str, ...] = ()) -> None:
+    """The row is an object with `keys`; those in `text` hold non-empty strings (a number or a
+    null there would fail later, far from the row at fault)."""
     if not isinstance(row, dict):
         raise UserError(f"{path} row {index}: expected an object, got {type(row).__name__}")
     missing = [k for k in keys if k not in row]
     if missing:
         raise UserError(f"{path} row {index}: missing key {missing[0]!r}")
+    for k in text:
+        v = row[k]
+        if not isinstance(v, str) or not v.strip():
+            got = "null" if v is None else "empty" if isinstance(v, str) else f"a {type(v).__name__} ({v!r:.40})"
+            raise UserError(f"{path} row {index}: {k!r} must be text, got {got}")
 
 
 def check_sqlite_file(path: Path) -> None:

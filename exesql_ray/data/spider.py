@@ -25,7 +25,7 @@ def _examples(rows, path: Path, dataset: str, split: str, locate: DbLocator, que
         raise UserError(f"{path}: expected a JSON list of questions")
     out = []
     for i, row in enumerate(rows):
-        require(row, ("db_id", "query", question_key), path, i)
+        require(row, ("db_id", "query", question_key), path, i, text=("db_id", "query", question_key))
         out.append(
             Example(
                 id=f"{dataset}/{split}/{i}",

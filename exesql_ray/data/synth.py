@@ -11,14 +11,16 @@ the dataset is written; a template that fails is a bug and stops the build.
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 import sqlite3
+import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
-from exesql_ray.data.records import atomic_dir
 from exesql_ray.errors import UserError
 
 SYNTH_VERSION = 1
@@ -434,22 +436,54 @@ def _instances(tpl: Template, con, rng: random.Random, want: int) -> list[tuple[
     return out
 
 
+SYNTH_FILES = ("tables.json", "train_spider.json", "dev.json", "train_gold.sql", "dev_gold.sql")
+STAMP = "synth.json"
+
+
 def synthesize(out: str | Path, seed: int = 0, per_template: int = 4, dev_share: float = 0.25, force: bool = False) -> dict:
-    """Write the dataset to `out` (atomically); return a summary. Re-running with the same settings is a no-op."""
+    """Write the dataset to `out`; return a summary. Re-running with the same settings is a
+    no-op. `force` replaces what an earlier synth wrote there (its files and its databases)
+    and nothing else: other files in `out` stay."""
     out = Path(out)
     params = {"version": SYNTH_VERSION, "seed": seed, "per_template": per_template, "dev_share": dev_share}
-    stamp = out / "synth.json"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file, not a folder")
+    stamp = out / STAMP
     if stamp.is_file():
         done = json.loads(stamp.read_text())
         if done.get("params") == params:
             return done
     if out.exists() and any(out.iterdir()) and not force:
-        raise UserError(f"{out} exists and was not written by `data synth` with these settings (use --force to replace)")
+        raise UserError(f"{out} exists and was not written by `data synth` with these settings (use --force to "
+                        "replace what synth writes there)")
     if per_template < 2:
         raise UserError("--per-template must be at least 2 (one train and one dev question per template)")
-    with atomic_dir(out) as tmp:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot write in {out.parent} ({e.strerror})") from None
+    try:
         summary = _write(tmp, seed, per_template, dev_share, params)
+        _put_in_place(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return summary
+
+
+def _put_in_place(built: Path, out: Path) -> None:
+    """Move synth's own entries from `built` into `out`, replacing only those: the files it
+    writes and database/<db_id> for its databases; the stamp last, so that a crash midway
+    leaves no stamp that claims the new data."""
+    (out / "database").mkdir(parents=True, exist_ok=True)
+    (out / STAMP).unlink(missing_ok=True)
+    for db_id in DATABASES:
+        target = out / "database" / db_id
+        if target.exists():
+            shutil.rmtree(target)
+        (built / "database" / db_id).rename(target)
+    for name in (*SYNTH_FILES, STAMP):
+        os.replace(built / name, out / name)
 
 
 def _write(root: Path, seed: int, per_template: int, dev_share: float, params: dict) -> dict:

@@ -72,7 +72,7 @@ def load_wikisql(path: Path, splits: list[str] | None, db_root=None) -> Dataset:
             db_path = str(db.resolve())
         out = []
         for i, row in enumerate(read_jsonl(qfile)):
-            require(row, ("table_id", "question", "sql"), qfile, i)
+            require(row, ("table_id", "question", "sql"), qfile, i, text=("table_id", "question"))
             tid = row["table_id"]
             if tid not in types:
                 raise UserError(f"{qfile} line {i + 1}: table_id {tid!r} is not in {tfile}")

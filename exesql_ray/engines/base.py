@@ -597,6 +597,11 @@ class Engine(ABC):
         """The driver's or server's own guard refused the statement (a read-only violation)."""
         return False
 
+    def _about_the_environment(self, exc: BaseException) -> bool:
+        """The server's error is about the machine, not the SQL (out of memory, disk full, too
+        many connections, an I/O error): retried, then `infra_error`, never a verdict."""
+        return False
+
     def reset(self) -> None:
         """Drop connections after an infrastructure error; the next call reconnects."""
 
@@ -623,19 +628,18 @@ class Engine(ABC):
             t0 = time.perf_counter()
             try:
                 raw = self._run(db_id, sql, cap)
-            except InfraError as e:
-                attempt += 1
-                if self.stopping:
-                    raise Interrupted() from None
-                if attempt > self.limits.retries or not e.retry:
-                    return Execution("infra_error", error=str(e)[:500], elapsed_ms=(time.perf_counter() - t0) * 1e3)
-                self.reset()
-                time.sleep(self.limits.backoff_s * 2 ** (attempt - 1))
-                continue
             except Exception as e:
                 if self.stopping:  # cancelled by `interrupt`, or ended while we stop: no verdict
                     raise Interrupted() from None
-                return self._verdict(e, t0)
+                if not (isinstance(e, InfraError) or self._about_the_environment(e)):
+                    return self._verdict(e, t0)
+                attempt += 1
+                if attempt > self.limits.retries or not getattr(e, "retry", True):
+                    return Execution("infra_error", error=self._error_text(e)[:500],
+                                     elapsed_ms=(time.perf_counter() - t0) * 1e3)
+                self.reset()
+                time.sleep(self.limits.backoff_s * 2 ** (attempt - 1))
+                continue
             if self.stopping:
                 raise Interrupted()
             return self._finish(raw, cap, t0)
@@ -731,7 +735,7 @@ class Engine(ABC):
         db_id, sql, cap, t0 = job
         if exc is None:
             return self._finish(raw, cap, t0)
-        if isinstance(exc, InfraError) or self._error_is_ours(exc, sql, cap):
+        if isinstance(exc, InfraError) or self._about_the_environment(exc) or self._error_is_ours(exc, sql, cap):
             # not a verdict (retried with backoff), or not the query's own error
             return self.execute(db_id, sql, cap)
         return self._verdict(exc, t0)

@@ -33,7 +33,6 @@ class DuckDBEngine(Engine):
         (r"must appear in the GROUP BY|GROUP BY clause|aggregate function", "group_by"),
         (r"[Dd]ivision by zero", "division"),
         (r"Permission Error|read-only mode|lock_configuration|disabled by configuration", "permission"),
-        (r"Out of Memory", "resource"),
     )
     # File readers (also stopped by enable_external_access=false), and query()/query_table(),
     # which run SQL held in a string, out of the guard's sight (DuckDB allows one SELECT there).
@@ -111,6 +110,9 @@ class DuckDBEngine(Engine):
                 # query, so the thread starts over with a fresh one.
                 self._local.__dict__["cur"] = None
         return rows
+
+    def _about_the_environment(self, exc) -> bool:
+        return isinstance(exc, (duckdb.OutOfMemoryException, duckdb.IOException))
 
     def _is_rejection(self, exc) -> bool:
         return isinstance(exc, duckdb.PermissionException) or "read-only mode" in str(exc)

@@ -24,6 +24,7 @@ from exesql_ray.errors import UserError
 
 # MySQL client error codes for a lost or absent server.
 _INFRA_CODES = {2002, 2003, 2005, 2006, 2013, 2055, 1040, 1053, 1927}
+_ENVIRONMENT_CODES = {1021, 1030, 1037, 1038, 1041, 1114, 1135}
 _TIMEOUT_CODES = {1969, 3024, 1317}  # MariaDB max_statement_time, MySQL max_execution_time, interrupted
 
 
@@ -107,7 +108,7 @@ class MySQLEngine(Engine):
         (r"^1365\b", "division"),
         (r"^(1292|1366|1267|1271|1270|3780)\b", "type_mismatch"),
         (r"^(1142|1044|1045|1227|1290|1143)\b", "permission"),
-        (r"^(1114|1038|1041|3170)\b", "resource"),
+        (r"^3170\b", "resource"),  # the range optimizer's memory: the query's; the rest, _ENVIRONMENT_CODES
     )
     # last_insert_id(x) sets what the connection's next last_insert_id() returns
     denied_functions = frozenset({"get_lock", "release_lock", "release_all_locks", "load_file",
@@ -310,6 +311,10 @@ class MySQLEngine(Engine):
         if isinstance(exc, MySQLdb.Error) and len(exc.args) >= 2:
             return f"{exc.args[0]}: {exc.args[1]}"
         return str(exc)
+
+    def _about_the_environment(self, exc) -> bool:
+        # out of (sort) memory, disk full, a full temporary table, the storage engine's errors
+        return bool(isinstance(exc, MySQLdb.Error) and exc.args and exc.args[0] in _ENVIRONMENT_CODES)
 
     def _is_rejection(self, exc) -> bool:
         return bool(isinstance(exc, MySQLdb.Error) and exc.args and exc.args[0] in (1142, 1044, 1227, 1290, 1143)

@@ -79,7 +79,7 @@ class PostgresEngine(Engine):
         (r"^(42702|42P09)", "ambiguous"),
         (r"^42803", "group_by"),
         (r"^(42501|25006)", "permission"),
-        (r"^(53|54)", "resource"),
+        (r"^(53|54)", "resource"),  # what is left of 53 after _about_the_environment: limits
     )
     # Functions whose effects outlive the query: settings, locks, other sessions, large objects
     # (stored outside tables: a read-only session may create them), the session's random seed.
@@ -96,6 +96,11 @@ class PostgresEngine(Engine):
             raise UserError("postgres: no DSN configured (engines.postgres.dsn; scripts/dbs.sh writes EXESQL_PG_DSN)")
         self.dsn = dsn
         self._timeout_ms = int(limits.timeout_s * 1000)
+        try:  # one try first: the pool would retry for connect_timeout_s, logging each failure
+            psycopg.connect(dsn, connect_timeout=int(max(connect_timeout_s, 1))).close()
+        except psycopg.OperationalError as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"postgres: cannot connect to {hide_password(dsn)}: {reason}") from None
         self.pool = psycopg_pool.ConnectionPool(
             dsn, min_size=1, max_size=max_connections, open=False, timeout=max(connect_timeout_s, 1.0),
             kwargs={"autocommit": True, "prepare_threshold": None, "connect_timeout": int(max(connect_timeout_s, 1))},
@@ -260,6 +265,11 @@ class PostgresEngine(Engine):
         state = getattr(exc, "sqlstate", None) or ""
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"{state}: {msg}" if state else msg
+
+    def _about_the_environment(self, exc) -> bool:
+        # 53100 disk full, 53200 out of memory, 53300 too many connections, 58xxx system (I/O)
+        # errors; 53400 (temp_file_limit) stays the query's: its own sort or join outgrew it
+        return (getattr(exc, "sqlstate", None) or "").startswith(("53100", "53200", "53300", "58"))
 
     def _is_rejection(self, exc) -> bool:
         return getattr(exc, "sqlstate", None) in ("42501", "25006") or "multiple commands" in str(exc)

@@ -19,6 +19,8 @@ CACHE_MB = 16  # per connection: its page cache, and what one sort may hold befo
 _SYNTAX = re.compile(r"syntax error|incomplete input|unrecognized token")
 # A database file SQLite cannot read: the file's fault, not the query's (an infra_error)
 _BROKEN_FILE = re.compile(r"file is not a database|malformed|unable to open database|disk I/O error|database or disk is full")
+# The machine's, not the query's: retried, then infra_error
+_ENVIRONMENT = re.compile(r"out of memory")
 SQLITE_HEADER = b"SQLite format 3\x00"
 # Process-wide: SQLite frees cached pages (of all connections) to keep its heap below this.
 SOFT_HEAP_LIMIT = 1 << 30
@@ -189,6 +191,9 @@ class SQLiteEngine(Engine):
         finally:
             deadline.at = float("inf")
         return rows
+
+    def _about_the_environment(self, exc) -> bool:
+        return isinstance(exc, sqlite3.Error) and _ENVIRONMENT.search(str(exc)) is not None
 
     def _is_rejection(self, exc) -> bool:
         s = str(exc)
