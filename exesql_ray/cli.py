@@ -42,8 +42,9 @@ def cmd_data_stats(args) -> int:
 def cmd_data_export(args) -> int:
     from exesql_ray.data import examples_to_table, load_dataset, write_parquet_atomic
 
-    if not args.out.endswith(".parquet"):
-        raise UserError(f"--out {args.out}: expected a .parquet file")
+    from exesql_ray.io import check_output
+
+    check_output(args.out, "--out", (".parquet",))
     ds = load_dataset(args.dataset, args.path, args.splits, args.db_root)
     examples = [e for exs in ds.splits.values() for e in exs]
     out = write_parquet_atomic(examples_to_table(examples), args.out)
@@ -213,9 +214,11 @@ def cmd_execute(args) -> int:
 
 
 def cmd_translate(args) -> int:
+    from exesql_ray.io import check_folder
     from exesql_ray.translate_stage import run_translate
 
     cfg = _config(args)
+    check_folder(cfg.run_dir)
     summary = run_translate(cfg, progress=lambda m: print(m, file=sys.stderr))
     for engine, st in summary["engines"].items():
         print(f"translate → {engine}: verified {st['verified_share']:.1%} of {summary['examples']} "
@@ -274,7 +277,10 @@ def _on_ray(args, stage):
     under `ray job submit`), with progress lines on stderr."""
     from exesql_ray.models import ensure_embedded
 
+    from exesql_ray.io import check_folder
+
     cfg = _config(args)
+    check_folder(cfg.run_dir)  # before any work: a run folder we cannot write would lose it all
     if cfg.model.path in EMBEDDED and not getattr(args, "model", None):  # once per machine, before any stage
         ensure_embedded(cfg.model.path, progress=lambda m: print(m, file=sys.stderr))
     local_ray()

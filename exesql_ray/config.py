@@ -240,7 +240,7 @@ class DPOStageConfig(StageTrainConfig):
     # sft: the policy DPO starts from (this iteration's SFT output), the usual DPO anchor;
     # iteration_start: the policy the iteration sampled from. Measured on the quickstart,
     # iteration_start makes DPO start with margins ~10 and loss ~0.001 (the SFT gain already
-    # counts as reward), so DPO has nothing left to learn: README, "Training".
+    # counts as reward), so DPO has nothing left to learn: docs/pipeline.md, "Training".
     reference: Literal["sft", "iteration_start"] = "sft"
 
 

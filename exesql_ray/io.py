@@ -148,6 +148,26 @@ def check_output(path: str | Path, what: str = "--output", suffixes=RECORD_SUFFI
     return p
 
 
+def check_folder(path: str | Path, what: str = "run_dir") -> Path:
+    """A folder the command will write in: not a file, creatable, writable (tried)."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{what} {p}: is a file, not a folder")
+    for d in p.parents:
+        if d.exists():
+            if not d.is_dir():
+                raise UserError(f"{what} {p}: {d} is a file, not a folder")
+            break
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".exesql-probe.", dir=p)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"{what} {p}: cannot write there ({e.strerror})") from None
+    return p
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
