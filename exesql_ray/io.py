@@ -125,47 +125,40 @@ RECORD_SUFFIXES = (".jsonl", ".parquet")
 
 def check_output(path: str | Path, what: str = "--output", suffixes=RECORD_SUFFIXES) -> Path:
     """Refuse an output the command could not write, before any work: the wrong kind of file,
-    a folder in its place, a parent that is a file, a folder we may not write to (tried by
-    creating a file there, which holds for every user, root included)."""
+    a folder in its place, or a parent folder `_writable` refuses."""
     p = Path(path)
     if p.suffix not in suffixes:
         raise UserError(f"{what} {p}: expected a {' or '.join(suffixes)} file")
     if p.is_dir():
         raise UserError(f"{what} {p}: is a folder")
-    parent = p.parent
-    for d in (parent, *parent.parents):
-        if d.exists():
-            if not d.is_dir():
-                raise UserError(f"{what} {p}: {d} is a file, not a folder")
-            break
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise UserError(f"{what} {p}: cannot write in {parent} ({e.strerror})") from None
+    _writable(p.parent, f"{what} {p}")
     return p
 
 
 def check_folder(path: str | Path, what: str = "run_dir") -> Path:
-    """A folder the command will write in: not a file, creatable, writable (tried)."""
+    """A folder the command will write in, refused before any work if it cannot be."""
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise UserError(f"{what} {p}: is a file, not a folder")
-    for d in p.parents:
+    _writable(p, f"{what} {p}")
+    return p
+
+
+def _writable(folder: Path, label: str) -> None:
+    """No file where a folder of the path should be; creatable; writable, tried by creating a
+    file there (which holds for every user, root included)."""
+    for d in (folder, *folder.parents):
         if d.exists():
             if not d.is_dir():
-                raise UserError(f"{what} {p}: {d} is a file, not a folder")
+                raise UserError(f"{label}: {d} is a file, not a folder")
             break
     try:
-        p.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".exesql-probe.", dir=p)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".exesql-probe.", dir=folder)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise UserError(f"{what} {p}: cannot write there ({e.strerror})") from None
-    return p
+        raise UserError(f"{label}: cannot write in {folder} ({e.strerror})") from None
 
 
 def _umask() -> int:
