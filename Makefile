@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export EXESQL_DATA ?= $(abspath ../shared/data)
 
-.PHONY: setup dbs-up dbs-down dbs-status demo test clean
+.PHONY: setup dbs-up dbs-down dbs-status demo test test-fast clean
 
 setup:
 	@bash scripts/setup.sh
@@ -23,6 +23,10 @@ demo: dbs-up
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Pure logic, readers, the CLI without servers: no database server, no Ray, no model
+test-fast: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
 
 clean: dbs-down
 	rm -rf .run runs

@@ -196,3 +196,16 @@ def sampled_run(ray_local, translated_run, synth_data, tiny):
 
     cfg = run_config(translated_run, synth_data, tiny)
     return cfg, run_sample_stage(cfg, 0, progress=lambda m: None)
+
+
+# What makes a test slow: servers, Ray, a model. `make test-fast` runs the rest (pure logic,
+# readers on small files, the CLI without servers); `make test` runs everything.
+SLOW_FIXTURES = {"db_servers", "ray_local", "tiny", "migrated_synth", "spider_engines"}
+SLOW_MODULES = {"test_models", "test_job_submit", "test_interrupt", "test_pipeline", "test_train", "test_sample",
+                "test_generator", "test_executor_actors", "test_translate_stage", "test_tinymodel", "test_dbs"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.module.__name__ in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
