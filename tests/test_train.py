@@ -103,7 +103,11 @@ def test_deepspeed_zero_on_cpu(ray_local, sampled_run, synth_data, tiny, tmp_pat
     assert sum(p.numel() for p in model.parameters()) > 1e5
 
 
-def test_killed_training_resumes_from_its_last_checkpoint(sampled_run, synth_data, tiny, tmp_path):
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
+def test_killed_training_resumes_from_its_last_checkpoint(sampled_run, synth_data, tiny, tmp_path, how):
+    """Killed outright (the CLI, its Ray and the workers) or interrupted with Ctrl-C (exit
+    130: Ray Train's own SIGINT handler aborts the run, and the command says it was
+    interrupted), the re-run resumes from the last checkpoint."""
     run = _run_dir(sampled_run, tmp_path)
     args = [sys.executable, "-m", "exesql_ray", "train", "sft", "--config", "configs/quickstart.yaml",
             "--iteration", "0", f"run_dir={run}", f"data.path={synth_data}", f"model.path={tiny}", "data.limit=48",
@@ -116,8 +120,17 @@ def test_killed_training_resumes_from_its_last_checkpoint(sampled_run, synth_dat
         time.sleep(0.5)
     assert proc.poll() is None, f"training ended before a checkpoint: {proc.stderr.read()[-2000:]}"
     time.sleep(1)
-    os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its local Ray and the workers
-    proc.wait()
+    if how == "SIGINT":
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=120)[1]
+        assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err[-3000:]
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # what the CLI left of its local Ray, if anything
+        except ProcessLookupError:
+            pass
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its local Ray and the workers
+        proc.wait()
     # a worker can outlive its raylet by a few steps (it notices at the next barrier) and
     # save once more: wait until the checkpoints stop changing
     last, stable_since = None, time.time()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import threading
 import time
 from pathlib import Path
@@ -101,7 +102,7 @@ def run_training(cfg: Config, iteration: int, stage: str, progress=print) -> dic
                    "deepspeed": ds_config, "beta": getattr(s, "beta", None)}
     progress(f"train {stage} iteration {iteration}: {data_info['rows']} rows ({data_info['sources']}), "
              f"{t.num_workers} workers, {t.strategy}, from {start}")
-    trainer = TorchTrainer(
+    trainer = _interruptible(TorchTrainer)(
         sft_loop if stage == "sft" else dpo_loop,
         train_loop_config=loop_config,
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu,
@@ -112,8 +113,16 @@ def run_training(cfg: Config, iteration: int, stage: str, progress=print) -> dic
                              failure_config=FailureConfig(max_failures=t.max_failures),
                              worker_runtime_env={"env_vars": {"OMP_NUM_THREADS": str(t.threads_per_worker)}}),
     )
-    with _progress_lines(out / "metrics.jsonl", f"train {stage} iteration {iteration}", progress):
-        trainer.fit()
+    with _progress_lines(out / "metrics.jsonl", f"train {stage} iteration {iteration}", progress), \
+            _sigint_restored():
+        try:
+            trainer.fit()
+        except Exception:
+            if trainer.interrupted:  # the abort ends the controller: fit raises that it died
+                raise KeyboardInterrupt from None
+            raise
+    if trainer.interrupted:  # the workers were stopped; their last checkpoint stays for a re-run
+        raise KeyboardInterrupt
     info = json.loads((out / "model" / "exesql_train.json").read_text())
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     summary = {"stage": stage, "iteration": iteration, "model": str(out / "model"), "from": str(start),
@@ -124,6 +133,45 @@ def run_training(cfg: Config, iteration: int, stage: str, progress=print) -> dic
                "first": _first_last(metrics, first=True), "last": _first_last(metrics, first=False)}
     summary_path.write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def _interruptible(trainer_class):
+    """The trainer with Ctrl-C as an interrupt of the whole command. Ray Train's `fit` sets a
+    SIGINT handler of its own that aborts the run and returns as if it had ended (a third
+    Ctrl-C exits 0): here the handler aborts the run and notes it, and `run_training` raises
+    KeyboardInterrupt once `fit` has returned. (Ray's hook is private: if it is renamed, Ray's
+    own handler applies, and `_sigint_restored` still removes it after `fit`.)"""
+
+    class Interruptible(trainer_class):
+        interrupted = False
+
+        def _register_sigint_handler(self, controller):
+            import ray
+
+            def on_sigint(signum, frame):
+                self.interrupted = True
+                try:
+                    ray.get(controller.abort.remote())
+                except ray.exceptions.RayError:
+                    pass  # the controller is gone already
+
+            signal.signal(signal.SIGINT, on_sigint)
+
+    return Interruptible
+
+
+@contextlib.contextmanager
+def _sigint_restored():
+    """Ray Train leaves its SIGINT handler installed after `fit`; Ctrl-C during a later stage
+    would then abort a finished training run and be otherwise ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
