@@ -46,6 +46,15 @@ def db_servers():
         subprocess.run(["bash", str(script), "down"], capture_output=True)
 
 
+def sigint_default() -> None:
+    """For a child that a test will Ctrl-C: a shell that starts a job in the background sets
+    it to ignore SIGINT, and the child (pytest's, and so ours) inherits that; a user's
+    command at a terminal does not."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "exesql_ray", *args], capture_output=True, text=True,
                           cwd=cwd or ROOT)

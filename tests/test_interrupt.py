@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, sigint_default
 
 # ~0.7 s each here (measured), far below the 30 s limit: only an interrupt can cut one short
 SLOW = {
@@ -35,7 +35,7 @@ def test_sigint_stops_execute_without_a_false_verdict(engine, migrated_synth, db
     args = [sys.executable, "-m", "exesql_ray", "execute", "--engine", engine, "--input", str(inp), "--output",
             str(out), "--timeout-s", "30", "--no-cache", *(["--db-root", root[0]] if root else [])]
     proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **db_servers}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     time.sleep(8)  # start-up (~3 s) and a few queries
     assert proc.poll() is None, proc.communicate()
     sent = time.time()

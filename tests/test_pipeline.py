@@ -14,7 +14,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ROOT, SAMPLE_OVERRIDES, run_config
+from conftest import ROOT, SAMPLE_OVERRIDES, run_config, sigint_default
 
 # 2 workers × 1 CPU do not fit beside the replica (0.5 of 2 CPUs): the pipeline must release
 # it for training (else Ray Train waits forever) and start it again on the new weights
@@ -146,7 +146,7 @@ def test_interrupted_mid_sampling_and_killed_mid_training_resumes_to_the_same_co
 
     def start():
         return subprocess.Popen(args, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
 
     def stages():
         p = run / "pipeline.json"

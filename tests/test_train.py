@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_config
+from conftest import ROOT, run_config, sigint_default
 
 # 2 DDP workers, every engine's translation of every question (the quickstart's CPU budget
 # settings, one worker and a third of D_Trans, are not what these tests are about)
@@ -114,7 +114,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(sampled_run, synth_dat
             "train.sft.first_epochs=4", "train.sft.save_steps=4", "train.sft.learning_rate=1e-3", *TRAIN[:5]]
     ck = run / "train" / "iter-0" / "sft" / "checkpoints"
     proc = subprocess.Popen(args, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None and not list(ck.glob("checkpoint-*/trainer_state.json")):
         time.sleep(0.5)
