@@ -181,7 +181,7 @@ class PromptConfig(Section):
     # Sample values shown per column in the schema (0: types and keys only).
     sample_values: int = Field(default=0, ge=0, le=20)
     # create: CREATE TABLE statements with types and keys; compact: one `table(col, ...)` line
-    # per table, a third of the tokens (a tiny model on 2 CPUs learns three times faster).
+    # per table, a third of the tokens (shorter prompts train faster: docs/LOG.md).
     schema_format: Literal["create", "compact"] = "create"
 
 

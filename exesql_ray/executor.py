@@ -188,8 +188,8 @@ class Executor:
     def _check_all(self, rows: list[dict]) -> tuple[list, list]:
         """`_check` per row, except that with the cache on, a row that repeats an earlier good
         row's (db_id, sql, gold_sql) is a copy: (that row's index, its own id) in `copy_of`,
-        None in `checked`. Best-of-N repeats most rows; a copy skips all their bookkeeping
-        (~5 µs a row). Its hits are counted as the row would have had them."""
+        None in `checked`. Best-of-N repeats most rows; a copy skips all their bookkeeping.
+        Its hits are counted as the row would have had them."""
         if self.cache is None:
             return [self._check(r) for r in rows], [None] * len(rows)
         checked: list = []

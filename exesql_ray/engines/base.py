@@ -6,8 +6,8 @@ Layers of defence, all of them on every engine:
 1. `guard`: sqlglot's tokenizer for the engine's dialect (it knows the dialect's strings,
    quoted identifiers and comments) checks that the text is one statement, that it starts as a
    query, and that it holds no data-changing keyword or session-changing function. We tokenise
-   rather than parse because a full parse costs more than most executions (measured on Spider
-   dev: parse 73 µs, tokenise 15 µs, SQLite execution 54 µs, with sqlglotc); the parse would add
+   rather than parse because a full parse costs more than most executions (docs/LOG.md has
+   the figures); the parse would add
    nothing the token check and layers 2–3 do not already enforce.
 2. The driver's own one-statement guard (named per engine).
 3. The server: a login that can only SELECT (or a read-only file), a server-side timeout
@@ -125,7 +125,7 @@ def _fast_accept(sql: str, denied: frozenset[str]) -> bool:
         return False
     if "/*" in s or ":=" in s:  # code in comments, or an assignment, in some dialects (_mysql_refusal)
         return False
-    if s.isascii():  # translate + split + a set test: ~1 µs, half of 25 substring tests
+    if s.isascii():  # translate + split + a set test: cheaper than a substring test per word
         return sets[0].isdisjoint(s.encode().translate(_WORD_BYTES).split())
     return sets[1].search(s.lower()) is None
 
@@ -166,11 +166,11 @@ def capped(sql: str, limit: int, dialect: str) -> str:
       candidate's own ORDER BY/LIMIT (PostgreSQL, SQLite and DuckDB do not reorder a
       subquery scan). The newline ends a trailing `--` comment. SQL whose parentheses do
       not nest is not wrapped (`_nests`): it cannot compile as written, and wrapped it might.
-    The wrapper costs PostgreSQL ~20 µs of planning per query (a tenth of a Spider query);
+    The wrapper costs PostgreSQL planning time, so the cheaper forms come first;
     tests/test_engines.py checks rows and order of all three forms against the bare query."""
     body = strip_trailing_semicolons(sql, dialect)
     if "--" not in body and "/*" not in body:
-        low = body.lower()  # substring tests first: the regexes cost ~2 µs each per query
+        low = body.lower()  # substring tests first: they are cheaper than the regexes
         if "limit" not in low and "offset" not in low and "fetch" not in low:
             return f"{body}\nLIMIT {int(limit)}"
         m = _TRAILING_LIMIT.search(low, max(0, low.rfind("limit")))
@@ -192,7 +192,7 @@ def _nests(body: str, dialect: str) -> bool:
     comments: only then does our wrapper's `(` close at our own `)`. Otherwise the SQL cannot
     compile as written, in any dialect, but wrapped it can: `SELECT a FROM t) AS x, (SELECT 2
     -- c` becomes a join that returns rows. Plain text and text with quotes only (the common
-    case, ~1 µs) are read with the regexes of `cache_key` (`_regex_parts`); the rest is
+    case) are read with the regexes of `cache_key` (`_regex_parts`); the rest is
     tokenised for its dialect. Text the tokenizer refuses counts as nesting (it is wrapped, as before)."""
     parts = _regex_parts(body)
     if parts is not None:
@@ -217,8 +217,8 @@ def _nests(body: str, dialect: str) -> bool:
 
 def sorts(sql: str) -> bool:
     """Whether the query may sort its result: where a LIMIT lets an engine keep only the top
-    rows of a sort (SQLite, DuckDB). Two substring tests in C (~0.1 µs; a regex for
-    `ORDER BY` took 1.7 µs a Spider query): mixed-case `Order by` is missed, which costs
+    rows of a sort (SQLite, DuckDB). Two substring tests in C, far cheaper than a regex for
+    `ORDER BY`: mixed-case `Order by` is missed, which costs
     only that optimisation."""
     return "ORDER" in sql or "order" in sql
 
@@ -293,8 +293,8 @@ def cache_key(sql: str, dialect: str) -> str:
 def _plain(text: str, spaced_calls: bool = False) -> str:
     """SQL outside quotes: whitespace runs as one space, none around `,` `(` `)`, lower case;
     with `spaced_calls` (MySQL), a space before `(` stays. Written with str methods, not `_WS`
-    and `_AROUND_PUNCT` (`_AROUND_PUNCT_SPACED_CALLS`), which define it: 4x cheaper (3 vs
-    14 µs a query), and every candidate of best-of-N is keyed. tests/test_guard.py checks the
+    and `_AROUND_PUNCT` (`_AROUND_PUNCT_SPACED_CALLS`), which define it: several times cheaper,
+    and every candidate of best-of-N is keyed. tests/test_guard.py checks the
     two agree."""
     s = " ".join(text.split())
     if text[:1].isspace():
@@ -450,7 +450,7 @@ def result_hash(rows: list[tuple]) -> str:
     format version 2, which is canonical (no back-references by object identity, no
     interning flags; those came with version 3) and self-delimiting, so the sorted
     serialisations, joined, are the multiset. Sorting bytes rather than the row tuples is
-    ~2x faster on large results (memcmp, not Python comparisons) and never meets None beside
+    faster on large results (memcmp, not Python comparisons) and never meets None beside
     a value. A value marshal cannot write falls back to repr."""
     n = len(rows)
     try:
@@ -580,7 +580,7 @@ class Engine(ABC):
     def _run(self, db_id: str, sql: str, cap: int) -> list[tuple]:
         """Run one guarded query; return its raw rows, fetched only to cap + 1 (more is
         allowed): `execute` cuts them to `cap` and marks the result truncated. No column
-        names: nothing compares by name, and building them costs PostgreSQL's driver ~5–10 µs.
+        names: nothing compares by name, and PostgreSQL's driver would build them per query.
 
         Raise QueryTimeout on the deadline, InfraError when the engine is unreachable, and
         let the driver's own errors through for classification.
@@ -791,7 +791,7 @@ class Engine(ABC):
 
 class Watchdog:
     """One thread that calls `on_expire` for deadlines that pass: a Timer thread per query
-    would cost more than a typical Spider query (~100 µs to start one). The heap holds only
+    would cost more to start than a typical Spider query takes. The heap holds only
     (deadline, token); callbacks are dropped on disarm so no cursor outlives its query here."""
 
     def __init__(self):

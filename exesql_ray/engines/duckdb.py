@@ -1,7 +1,6 @@
 """DuckDB: one in-process database, every migrated DB file attached read-only.
 
-A connection costs ~16 ms and an ATTACH ~1.4 ms (shared/PLATFORM.md), so the engine opens
-one, attaches each `<db_id>.duckdb` under `root` read-only, then turns off file access and
+A connection costs far more than an ATTACH, so the engine opens one, attaches each `<db_id>.duckdb` under `root` read-only, then turns off file access and
 locks the configuration. Threads get their own cursor; `USE <db>` switches database.
 """
 
@@ -86,8 +85,8 @@ class DuckDBEngine(Engine):
 
     def _statement(self, sql: str, cap: int) -> str:
         # The cap inside a query that sorts: DuckDB then plans a top-N, where `fetchmany` alone
-        # lets it sort the whole result first. On a 1M-row table, ORDER BY with a cap of 3 runs
-        # ~40x faster. Elsewhere the LIMIT's planning cost more than it saved on Spider.
+        # lets it sort the whole result first (bench/executor.py: the 1M-row sort). Elsewhere
+        # the LIMIT's planning cost more than it saved on Spider.
         return capped(sql, cap + 1, self.dialect) if sorts(sql) else sql
 
     def _run(self, db_id: str, sql: str, cap: int):

@@ -503,7 +503,7 @@ class DuckDBTarget(Target):
     def read_table(self, db_id, table):
         import duckdb
 
-        # One read-only connection per DB for its tables (a connection costs ~16 ms).
+        # One read-only connection per DB for its tables (a connection is costly to open).
         if self._reader is None or self._reader[0] != db_id:
             self.close()
             self._reader = (db_id, duckdb.connect(str(self._path(db_id)), read_only=True))

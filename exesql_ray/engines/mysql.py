@@ -123,7 +123,7 @@ class MySQLEngine(Engine):
         self._kw = parse_mysql_dsn(dsn)
         self._connect_timeout = int(max(connect_timeout_s, 1))
         # Idle connections, last in first out: deque.append/pop are atomic, so a checkout is
-        # one call (queue.Queue plus a semaphore cost ~8 µs a query, 3% of a Spider query).
+        # one call (queue.Queue plus a semaphore cost a visible share of a Spider query).
         self._idle: collections.deque = collections.deque()
         self._open = 1  # connections open, idle or in use (≤ max_connections); the first below
         self._lock = threading.Lock()
@@ -264,7 +264,7 @@ class MySQLEngine(Engine):
             self._use_db(conn, db_id)
             # The driver's C layer, not a cursor: the cursor's Python around the same calls
             # (draining further result sets, description, rowcount, none of which we use)
-            # costs 7-20 µs a query. Values are converted alike (the connection's converters).
+            # costs a visible share of a query. Values are converted alike (the connection's converters).
             conn.query(self._statement(sql, cap))
             fetching = True
             result = conn.store_result()  # whole, but within sql_select_limit (cap + 1)
@@ -283,8 +283,7 @@ class MySQLEngine(Engine):
             self._release(conn, broken)
 
     # Pipelined on one connection (Engine._pipelined): the protocol allows one query in flight
-    # per connection; what overlaps is our Python with the server's work (~10-20 µs of a
-    # ~300 µs Spider query on MariaDB).
+    # per connection; what overlaps is our Python with the server's work.
     execute_many = Engine._pipelined
     stream_errors = (MySQLdb.Error, InfraError)
 

@@ -28,8 +28,8 @@ SOFT_HEAP_LIMIT = 1 << 30
 
 def _authorizer(action, arg1, arg2, db_name, trigger, _allowed=frozenset(_ALLOWED)):
     # Reads only: refuses ATTACH, PRAGMA, writes, schema changes, transactions. SQLite calls
-    # it for every table and column a query names (~8 times a Spider query): named arguments
-    # and a local set, not *args and a global, cost 0.3 µs less per call.
+    # it for every table and column a query names: named arguments and a local set, not
+    # *args and a global, cost less per call.
     return sqlite3.SQLITE_OK if action in _allowed else sqlite3.SQLITE_DENY
 
 
@@ -121,15 +121,15 @@ class SQLiteEngine(Engine):
             # repeats its queries (where they flattered ours over a one-pass raw loop).
             con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, cached_statements=0)
             # Take the shared lock once and keep it, instead of locking, checking the file's
-            # change counter and unlocking around every statement: the raw loop runs 1.10x
-            # faster with it on Spider dev (bench/executor.py prints both). The file cannot change under a held shared
+            # change counter and unlocking around every statement (bench/executor.py prints the
+            # difference on Spider dev). The file cannot change under a held shared
             # lock, so results stay exact; a writer elsewhere waits until this engine closes.
             con.execute("PRAGMA locking_mode=EXCLUSIVE")
             # The page cache size is also the memory a sort (ORDER BY, GROUP BY, DISTINCT) may
             # use before it spills to temp files. At SQLite's default (2 MB) a wrong candidate
-            # that joins on != spills and merges; at 16 MB the distinct queries of the best-of-8
-            # bench run 1.10x faster. The cache fills only with pages read: Spider's DBs are
-            # 30 MB in all. For big DBs, the process-wide soft heap limit makes SQLite recycle
+            # that joins on != spills and merges; at 16 MB the best-of-8 bench's distinct
+            # queries do not. The cache fills only with pages read, so it costs only what the
+            # databases read. For big DBs, the process-wide soft heap limit makes SQLite recycle
             # cached pages rather than grow past it.
             con.execute(f"PRAGMA cache_size={-1024 * self.cache_mb}")
             if con.execute("PRAGMA soft_heap_limit").fetchone()[0] == 0:  # not set by the user
@@ -144,8 +144,8 @@ class SQLiteEngine(Engine):
 
     def _statement(self, sql: str, cap: int) -> str:
         # The cap goes into the query only where SQLite can use it: under a LIMIT, a sort keeps
-        # its top rows instead of sorting (and spilling to a temp file) the whole result. On a
-        # 1M-row table, ORDER BY with a cap of 3 runs 12x faster. Without ORDER BY SQLite
+        # its top rows instead of sorting (and spilling to a temp file) the whole result, which
+        # decides a sort on a large table (bench/executor.py's 1M-row case). Without ORDER BY SQLite
         # streams rows and `fetchmany` stops it early anyway.
         return capped(sql, cap + 1, self.dialect) if sorts(sql) else sql
 
