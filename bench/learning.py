@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/learning.py                   (our reward: the result equals the verified gold)
     .venv/bin/python bench/learning.py --reward exec     (the paper's reward: the query runs)
+    (--no-speed: EX only, without the throughput figures, which do not depend on the reward)
 
 configs/spider_cpu.yaml: SmolLM2-135M-Instruct; a seeded subset of Spider train translated
 into PostgreSQL, MariaDB and DuckDB by stage 1; evaluated greedy on a fixed seeded subset of
@@ -151,6 +152,8 @@ def start_from_match_run(cfg, say) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reward", choices=["match", "exec"], default="match")
+    ap.add_argument("--no-speed", action="store_true", help="EX only: skip the throughput figures (the match run "
+                    "measures them; they do not depend on the reward)")
     ap.add_argument("overrides", nargs="*", metavar="key.sub=value")
     args = ap.parse_args()
     t_start = time.time()
@@ -217,6 +220,13 @@ def main() -> None:
     print("sampling round (iteration 1): " + "; ".join(
         f"{e} pass@1 {s['pass@1']:.3f} pass@{cfg.generation.n} {s['pass@N']:.3f} D_Valid {s['d_valid']} "
         f"D_Neg {s['d_neg']} pairs {s['dpo_pairs']}" for e, s in sample.items() if isinstance(s, dict) and "pass@1" in s))
+
+    if args.no_speed:
+        peak, minutes = memory.stop(), round((time.time() - t_start) / 60, 1)
+        print(f"peak memory (machine, used): {peak} GB; {minutes} min")
+        print(json.dumps({"ex": ex, "gain_ci": gain_ci, "train_vs_plain_trl": None, "sample_over_generation": None,
+                          "peak_gb": peak, "minutes": minutes, "reward": args.reward}))
+        return
 
     # throughput, measured side by side on the same rows
     from exesql_ray.train import prepare_rows
