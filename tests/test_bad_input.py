@@ -177,3 +177,20 @@ def test_a_login_that_could_write_is_refused_unless_accepted(tmp_path, db_server
     r = subprocess.run(args[:6] + ["--dsn", db_servers[admin.replace("_ADMIN", "")]] + args[8:], cwd=ROOT,
                        capture_output=True, text=True, env=env)
     assert r.returncode == 0 and "WARNING" not in r.stdout, r.stderr
+
+
+def test_a_write_that_fails_at_the_end_keeps_what_was_computed(tmp_path, monkeypatch):
+    """The records are written beside the target first; if putting them in place fails, the
+    error names the temporary file, which stays."""
+    from exesql_ray import io
+    from exesql_ray.errors import UserError
+
+    def refuse(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(io.os, "replace", refuse)
+    with pytest.raises(UserError) as e:
+        io.write_records([{"id": "a", "status": "ok"}], tmp_path / "out.jsonl")
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith(".out.jsonl.")]
+    assert len(kept) == 1 and str(kept[0]) in str(e.value) and "No space left" in str(e.value)
+    assert json.loads(kept[0].read_text()) == {"id": "a", "status": "ok"}
