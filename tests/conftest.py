@@ -55,6 +55,26 @@ def sigint_default() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def stop_cli(proc, interrupt: bool) -> None:
+    """Stop a CLI started in its own session: Ctrl-C (SIGINT to the CLI alone, as `kill -INT`
+    sends it), which must exit 130 with one line, or SIGKILL to the whole group (the CLI, its
+    local Ray, the replicas and workers)."""
+    import os
+    import signal
+
+    if interrupt:
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=120)[1]
+        assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err[-3000:]
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # what the CLI left of its local Ray, if anything
+        except ProcessLookupError:
+            pass
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "exesql_ray", *args], capture_output=True, text=True,
                           cwd=cwd or ROOT)

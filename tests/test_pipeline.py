@@ -5,8 +5,6 @@ and killed in the middle of training ends with the same manifest and record coun
 uninterrupted one."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +12,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ROOT, SAMPLE_OVERRIDES, run_config, sigint_default
+from conftest import ROOT, SAMPLE_OVERRIDES, run_config, sigint_default, stop_cli
 
 # 2 workers × 1 CPU do not fit beside the replica (0.5 of 2 CPUs): the pipeline must release
 # it for training (else Ray Train waits forever) and start it again on the new weights
@@ -122,17 +120,7 @@ def _wait(proc, what, ready, timeout=600, interrupt=False):
         time.sleep(0.05)
     assert proc.poll() is None, f"the run ended before {what}: {proc.stderr.read()[-3000:]}"
     assert ready(), f"no {what} within {timeout} s"
-    if interrupt:
-        proc.send_signal(signal.SIGINT)
-        err = proc.communicate(timeout=120)[1]
-        assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err[-3000:]
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # what the CLI left of its local Ray, if anything
-        except ProcessLookupError:
-            pass
-    else:
-        os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its local Ray, the replicas and workers
-        proc.wait()
+    stop_cli(proc, interrupt)
     time.sleep(3)  # orphaned training workers stop at their next step (train/loops.py)
 
 

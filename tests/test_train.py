@@ -3,9 +3,7 @@ DPO's reward margin and accuracy rise (DDP, ZeRO-2, ZeRO-3 over gloo); the check
 in the generator replica and changes its samples; a killed run resumes from its checkpoint."""
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_config, sigint_default
+from conftest import ROOT, run_config, sigint_default, stop_cli
 
 # 2 DDP workers, every engine's translation of every question (the quickstart's CPU budget
 # settings, one worker and a third of D_Trans, are not what these tests are about)
@@ -120,17 +118,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(sampled_run, synth_dat
         time.sleep(0.5)
     assert proc.poll() is None, f"training ended before a checkpoint: {proc.stderr.read()[-2000:]}"
     time.sleep(1)
-    if how == "SIGINT":
-        proc.send_signal(signal.SIGINT)
-        err = proc.communicate(timeout=120)[1]
-        assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err[-3000:]
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # what the CLI left of its local Ray, if anything
-        except ProcessLookupError:
-            pass
-    else:
-        os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its local Ray and the workers
-        proc.wait()
+    stop_cli(proc, interrupt=how == "SIGINT")
     # a worker can outlive its raylet by a few steps (it notices at the next barrier) and
     # save once more: wait until the checkpoints stop changing
     last, stable_since = None, time.time()
