@@ -112,7 +112,7 @@ def raw_sqlite_capped(jobs, roots):
 def capped_jobs(workload, gold_rows: dict, dialect: str) -> list:
     """Ours' jobs for a best-of-8 workload, with no overhead: each gold once (all rows), each
     other distinct query once at the widest cap asked for (gold + 1 rows)."""
-    from exesql_ray.engines.base import cache_key
+    from exesql_ray.engines.sqltext import cache_key
 
     jobs: dict = {}
     for r in workload:
@@ -222,11 +222,11 @@ def ours(engine_name: str):
 
 def clear_memos():
     from exesql_ray.compare import query_orders
-    from exesql_ray.engines import base
+    from exesql_ray.engines import sqltext
 
-    with base._INSPECT_LOCK:
-        base._INSPECT_CACHE.clear()
-    base._KEYS.clear()
+    with sqltext._INSPECT_LOCK:
+        sqltext._INSPECT_CACHE.clear()
+    sqltext._KEYS.clear()
     query_orders.cache_clear()
 
 
@@ -469,7 +469,7 @@ def main() -> None:
         raw_workload = [(r["db_id"], r["sql"]) for r in workload] + runnable
         # The ceiling of caching alone: the raw loop over each distinct query once (by our
         # cache key), no overhead at all. Ours can pass it only by stopping wrong results early.
-        from exesql_ray.engines.base import cache_key
+        from exesql_ray.engines.sqltext import cache_key
 
         distinct = list({(db, cache_key(sql, engine.dialect)): (db, sql) for db, sql in raw_workload}.values())
         best = {"raw": 1e9, "guarded": 1e9, "best8": 1e9, "raw8": 1e9, "distinct": 1e9, "raw_same": 1e9, "raw8_same": 1e9,

@@ -15,7 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from exesql_ray.compare import CompareOptions, query_orders, results_match
-from exesql_ray.engines.base import Engine, Execution, Interrupted, cache_key
+from exesql_ray.engines.base import Engine, Interrupted
+from exesql_ray.engines.results import Execution
+from exesql_ray.engines.sqltext import cache_key
 
 RECORD_FIELDS = ("id", "db_id", "sql", "status", "error_class", "error", "elapsed_ms", "row_count",
                  "truncated", "result_hash", "match", "gold_status", "cached")

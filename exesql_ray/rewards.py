@@ -14,7 +14,7 @@ import random
 import zlib
 from collections import defaultdict
 
-from exesql_ray.engines.base import cache_key
+from exesql_ray.engines.sqltext import cache_key
 
 OUTCOMES = ("pass", "error", "wrong", "infra")
 

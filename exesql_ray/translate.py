@@ -21,7 +21,7 @@ from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 
 from exesql_ray.compare import CompareOptions, results_match
-from exesql_ray.engines.base import Execution
+from exesql_ray.engines.results import Execution
 
 DIALECTS = {"postgres": "postgres", "mysql": "mysql", "duckdb": "duckdb", "oracle": "oracle", "sqlite": "sqlite"}
 SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "text": "TEXT", "blob": "BLOB"}

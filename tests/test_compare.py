@@ -9,7 +9,7 @@ from sqlglot import exp
 
 from exesql_ray.compare import CompareOptions, query_orders, results_match
 from exesql_ray.dialects import dialect_of
-from exesql_ray.engines.base import normalize_rows, result_hash
+from exesql_ray.engines.results import normalize_rows, result_hash
 from tests.conftest import shared
 
 

@@ -11,7 +11,9 @@ import pytest
 
 from conftest import ROOT, run_cli, shared
 from exesql_ray.compare import CompareOptions, results_match
-from exesql_ray.engines.base import Limits, cache_key, normalize_rows
+from exesql_ray.engines.base import Limits
+from exesql_ray.engines.results import normalize_rows
+from exesql_ray.engines.sqltext import cache_key
 from exesql_ray.errors import UserError
 from exesql_ray.executor import Executor
 
@@ -308,7 +310,7 @@ def test_postgres_row_cap_keeps_rows_and_order(db_servers):
     """The server-side cap (a LIMIT around the candidate) returns what the bare query returns,
     in the same order, on every Spider dev query PostgreSQL runs as written."""
     from exesql_ray.data import load_dataset
-    from exesql_ray.engines.base import capped
+    from exesql_ray.engines.sqltext import capped
 
     dev = [e for e in load_dataset("spider", shared("spider"), ["dev"]).splits["dev"] if e.has_db]
     compared = 0
@@ -330,7 +332,7 @@ def test_postgres_row_cap_keeps_rows_and_order(db_servers):
 def test_row_cap_forms():
     """Every form caps: a LIMIT n above the cap, OFFSET, FETCH, LIMIT ALL, a LIMIT hidden in a
     comment or a string, a LIMIT inside a subquery: all wrapped."""
-    from exesql_ray.engines.base import capped
+    from exesql_ray.engines.sqltext import capped
 
     assert capped("SELECT a FROM t ORDER BY a LIMIT 5;", 100, "sqlite") == "SELECT a FROM t ORDER BY a LIMIT 5"
     assert capped("SELECT a FROM t UNION SELECT b FROM u", 100, "sqlite") == "SELECT a FROM t UNION SELECT b FROM u\nLIMIT 100"
@@ -345,7 +347,7 @@ def test_row_cap_forms():
 def test_row_cap_never_wraps_parentheses_that_do_not_nest():
     """The wrapper's `(` must close at its own `)`: a query whose parentheses do not nest
     (outside strings and comments) is left as written, to fail with its own error."""
-    from exesql_ray.engines.base import capped
+    from exesql_ray.engines.sqltext import capped
 
     for sql in ("SELECT a FROM t) AS x, (SELECT 2 ORDER BY 1 LIMIT 1 OFFSET 0",
                 "SELECT a FROM t) AS x, (SELECT 2 ORDER BY 1 -- c",

@@ -4,7 +4,7 @@ import pytest
 
 from conftest import shared
 from exesql_ray.data import load_dataset
-from exesql_ray.engines import base
+from exesql_ray.engines import sqltext
 from exesql_ray.engines.duckdb import DuckDBEngine
 from exesql_ray.engines.mysql import MySQLEngine
 from exesql_ray.engines.oracle import OracleEngine
@@ -28,16 +28,16 @@ def test_fast_path_agrees_with_tokenizer(cls):
     sqls += COMMON + [q for qs in PER_ENGINE.values() for q in qs] + TRICKY
     fast = 0
     for sql in sqls:
-        token_verdict = base.inspect_sql(sql, cls.dialect, cls.denied_functions)[0]
-        if base._fast_accept(sql, cls.denied_functions):
+        token_verdict = sqltext.inspect_sql(sql, cls.dialect, cls.denied_functions)[0]
+        if sqltext._fast_accept(sql, cls.denied_functions):
             fast += 1
             assert token_verdict is None, (cls.name, sql, token_verdict)
-        assert base.guard(sql, cls.dialect, cls.denied_functions) == token_verdict, (cls.name, sql)
+        assert sqltext.guard(sql, cls.dialect, cls.denied_functions) == token_verdict, (cls.name, sql)
     assert fast / len(sqls) > 0.9  # the fast path is the common path
 
 
 def test_cache_key_equal_only_for_same_query():
-    k = lambda s: base.cache_key(s, "sqlite")  # noqa: E731
+    k = lambda s: sqltext.cache_key(s, "sqlite")  # noqa: E731
     assert k("SELECT a FROM t;") == k("select  a\nfrom T")
     assert k("SELECT a , b FROM t WHERE b = 'X'") == k("select a,b  from t where b =  'X';")
     assert k("SELECT a FROM t WHERE b <= 'X'") != k("SELECT a FROM t WHERE b < = 'X'")
@@ -57,18 +57,18 @@ def test_mysql_key_keeps_a_space_before_a_parenthesis():
     in plain text, beside quotes and when tokenised (a comment); elsewhere they are one query."""
     for tail in ("", " WHERE b = 'x'", " WHERE b = 'x\\\\y'"):  # plain, quotes, tokenised (a backslash)
         plain, spaced = "SELECT count(*) FROM t" + tail, "SELECT count (*) FROM t" + tail
-        assert base.cache_key(plain, "mysql") != base.cache_key(spaced, "mysql"), tail
-        assert base.cache_key(spaced, "mysql") == base.cache_key("select COUNT  (*)  from t" + tail, "mysql"), tail
-        assert base.cache_key(plain, "mysql") == base.cache_key("select COUNT( * ) from t" + tail, "mysql"), tail
+        assert sqltext.cache_key(plain, "mysql") != sqltext.cache_key(spaced, "mysql"), tail
+        assert sqltext.cache_key(spaced, "mysql") == sqltext.cache_key("select COUNT  (*)  from t" + tail, "mysql"), tail
+        assert sqltext.cache_key(plain, "mysql") == sqltext.cache_key("select COUNT( * ) from t" + tail, "mysql"), tail
         for dialect in ("sqlite", "postgres", "duckdb"):
-            assert base.cache_key(plain, dialect) == base.cache_key(spaced, dialect), (tail, dialect)
+            assert sqltext.cache_key(plain, dialect) == sqltext.cache_key(spaced, dialect), (tail, dialect)
 
 
 def test_text_with_comments_keys_as_written():
     """MySQL runs `/*! … */` and reads `--` + U+00A0 as code; a key that drops comments gave a
     refused query's verdict to a benign one (and back) on a cache hit, which skips the guard."""
     for dialect in ("sqlite", "postgres", "duckdb", "mysql"):
-        k = lambda s: base.cache_key(s, dialect)  # noqa: E731
+        k = lambda s: sqltext.cache_key(s, dialect)  # noqa: E731
         assert k("SELECT 1 /*! INTO @x */") != k("SELECT 1")
         assert k("SELECT 1 --\u00a0x FROM (SELECT 1) t INTO @h") != k("SELECT 1")
         assert k("SELECT 1 -- c") != k("SELECT 1") and k("SELECT 1 -- c") == k("SELECT 1 -- c;")
@@ -83,26 +83,26 @@ def test_text_with_comments_keys_as_written():
     ("SELECT (SELECT @hy := 7)", ":="),
 ])
 def test_mysql_guard_reads_the_text_as_mysql_does(sql, why):
-    refusal = base.guard(sql, "mysql", MySQLEngine.denied_functions)
+    refusal = sqltext.guard(sql, "mysql", MySQLEngine.denied_functions)
     assert refusal is not None and why in refusal, (sql, refusal)
-    assert base.guard("SELECT 1 -- fine\nFROM t", "mysql", MySQLEngine.denied_functions) is None
+    assert sqltext.guard("SELECT 1 -- fine\nFROM t", "mysql", MySQLEngine.denied_functions) is None
 
 
 def test_quoted_names_are_the_functions_they_name():
-    assert "set_config()" in base.guard('SELECT "set_config"(\'a\', \'b\', false)', "postgres",
+    assert "set_config()" in sqltext.guard('SELECT "set_config"(\'a\', \'b\', false)', "postgres",
                                         PostgresEngine.denied_functions)
     for sql in ("SELECT lo_from_bytea(0, 'x'::bytea)", "SELECT lo_create(0)", "SELECT setseed(0.5)"):
-        assert base.guard(sql, "postgres", PostgresEngine.denied_functions) is not None, sql
-    assert base.guard("SELECT setseed(0.5)", "duckdb", DuckDBEngine.denied_functions) is not None
+        assert sqltext.guard(sql, "postgres", PostgresEngine.denied_functions) is not None, sql
+    assert sqltext.guard("SELECT setseed(0.5)", "duckdb", DuckDBEngine.denied_functions) is not None
 
 
 def test_trailing_semicolons_go_but_not_inside_a_literal():
     for dialect in ("postgres", "mysql", "sqlite", "duckdb"):
-        strip = lambda s: base.strip_trailing_semicolons(s, dialect)  # noqa: E731
+        strip = lambda s: sqltext.strip_trailing_semicolons(s, dialect)  # noqa: E731
         assert strip("SELECT 'a; --b' AS s") == "SELECT 'a; --b' AS s"
         assert strip("SELECT 'a; --b' AS s ; -- it's done") == "SELECT 'a; --b' AS s"
         assert strip("SELECT 1; -- x") == "SELECT 1" and strip("SELECT 'x';;") == "SELECT 'x'"
-        assert "'a; --b'" in base.capped("SELECT 'a; --b' AS s", 5, dialect)
+        assert "'a; --b'" in sqltext.capped("SELECT 'a; --b' AS s", 5, dialect)
 
 
 def test_plain_key_is_the_regex_definition():
@@ -111,20 +111,20 @@ def test_plain_key_is_the_regex_definition():
     import random
 
     def by_regex(text: str) -> str:
-        return base._AROUND_PUNCT.sub(r"\1", base._WS.sub(" ", text)).lower()
+        return sqltext._AROUND_PUNCT.sub(r"\1", sqltext._WS.sub(" ", text)).lower()
 
     def by_regex_spaced_calls(text: str) -> str:  # MySQL: a space before `(` stays
-        return base._AROUND_PUNCT_SPACED_CALLS.sub(r"\1\2", base._WS.sub(" ", text)).lower()
+        return sqltext._AROUND_PUNCT_SPACED_CALLS.sub(r"\1\2", sqltext._WS.sub(" ", text)).lower()
 
     rng = random.Random(7)
     alphabet = [" ", "  ", "\t", "\n", "\r\n", "\x0b", "\x1c", "\u00a0", "\u2003", "\u3000",
                 ",", "(", ")", "a", "B", "=", "<", ";", "É"]
     for _ in range(20_000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
-        assert base._plain(text) == by_regex(text), repr(text)
-        assert base._plain(text, True) == by_regex_spaced_calls(text), repr(text)
+        assert sqltext._plain(text) == by_regex(text), repr(text)
+        assert sqltext._plain(text, True) == by_regex_spaced_calls(text), repr(text)
     ds = load_dataset("spider", shared("spider"))
     for sql in (e.sqlite_sql for s in ds.splits.values() for e in s):
-        for part in base._QUOTED.split(sql)[0::2]:
-            assert base._plain(part) == by_regex(part), part
-            assert base._plain(part, True) == by_regex_spaced_calls(part), part
+        for part in sqltext._QUOTED.split(sql)[0::2]:
+            assert sqltext._plain(part) == by_regex(part), part
+            assert sqltext._plain(part, True) == by_regex_spaced_calls(part), part

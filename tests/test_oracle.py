@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from exesql_ray.engines.base import Limits, guard
+from exesql_ray.engines.base import Limits
+from exesql_ray.engines.sqltext import guard
 from exesql_ray.engines.oracle import OracleEngine, oracle_ident, parse_oracle_dsn
 from exesql_ray.errors import UserError
 

@@ -164,7 +164,7 @@ def test_rewards_split_and_pairs_on_the_stage_rows(sampled_run):
     rows = _rows(Path(cfg.run_dir), "postgres")
     valid, neg = split_valid_neg(rows)
     # duplicates removed per question: no (question, normalised SQL) twice
-    from exesql_ray.engines.base import cache_key
+    from exesql_ray.engines.sqltext import cache_key
 
     keys = [(r["question_id"], cache_key(r["sql"] or "", "postgres")) for r in valid + neg]
     assert len(keys) == len(set(keys))

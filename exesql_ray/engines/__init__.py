@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from exesql_ray.config import Config
-from exesql_ray.engines.base import Engine, Execution, Limits, guard, normalize_rows, result_hash
+from exesql_ray.engines.base import Engine, Limits
+from exesql_ray.engines.results import Execution, normalize_rows, result_hash
+from exesql_ray.engines.sqltext import guard
 from exesql_ray.errors import UserError
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import duckdb
 
-from exesql_ray.engines.base import Engine, Limits, QueryTimeout, Watchdog, capped, sorts
+from exesql_ray.engines.base import Engine, Limits, QueryTimeout, Watchdog
+from exesql_ray.engines.sqltext import capped, sorts
 from exesql_ray.errors import UserError
 
 

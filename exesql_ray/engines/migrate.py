@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from exesql_ray.engines.base import normalize_value
+from exesql_ray.engines.results import normalize_value
 
 KINDS = ("int", "float", "text", "blob")
 

@@ -18,7 +18,9 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import MySQLdb
 
-from exesql_ray.engines.base import Engine, InfraError, Limits, QueryTimeout, strip_trailing_semicolons
+from exesql_ray.engines.base import InfraError, Limits, QueryTimeout
+from exesql_ray.engines.server import ServerEngine
+from exesql_ray.engines.sqltext import strip_trailing_semicolons
 from exesql_ray.engines.postgres import hide_password
 from exesql_ray.errors import UserError
 
@@ -85,7 +87,7 @@ def login_can_change(conn) -> str | None:
 # server's own: MariaDB answers so for a schema that does not exist
 _MISSING_SCHEMA = r"^1142\b.*for table `(?!(?:mysql|sys|performance_schema|information_schema)`)"
 
-class MySQLEngine(Engine):
+class MySQLEngine(ServerEngine):
     name = "mysql"
     dialect = "mysql"
     db_case = "lower"
@@ -282,9 +284,8 @@ class MySQLEngine(Engine):
         finally:
             self._release(conn, broken)
 
-    # Pipelined on one connection (Engine._pipelined): the protocol allows one query in flight
+    # Pipelined (ServerEngine) on one connection: the protocol allows one query in flight
     # per connection; what overlaps is our Python with the server's work.
-    execute_many = Engine._pipelined
     stream_errors = (MySQLdb.Error, InfraError)
 
     def _send(self, conn, db_id: str, statement: str) -> None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 
-from exesql_ray.engines.base import Engine, InfraError, Limits, QueryTimeout
+from exesql_ray.engines.base import InfraError, Limits, QueryTimeout
+from exesql_ray.engines.server import ServerEngine
 from exesql_ray.engines.postgres import hide_password
 from exesql_ray.errors import UserError
 
@@ -36,10 +37,11 @@ def oracle_ident(name: str) -> str:
     return '"' + up.replace('"', '""') + '"'
 
 
-class OracleEngine(Engine):
+class OracleEngine(ServerEngine):
     name = "oracle"
     dialect = "oracle"
     db_case = "upper"
+    pipelined = False  # python-oracledb pipelines only against Oracle 23, which is untested here
     error_classes = (
         (r"ORA-(00900|00933|00923|00936|00907|00905|00920|00921|00928|01756|00911)\b", "syntax"),
         (r"ORA-00942\b", "unknown_table"),

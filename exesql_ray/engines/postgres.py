@@ -22,7 +22,9 @@ from psycopg import sql as psql
 from psycopg.adapt import Transformer
 from psycopg.pq import ExecStatus
 
-from exesql_ray.engines.base import Engine, InfraError, Limits, QueryTimeout, capped, strip_trailing_semicolons
+from exesql_ray.engines.base import InfraError, Limits, QueryTimeout
+from exesql_ray.engines.server import ServerEngine
+from exesql_ray.engines.sqltext import capped, strip_trailing_semicolons
 from exesql_ray.config import hide_password  # noqa: F401 - also imported from here
 from exesql_ray.errors import UserError
 
@@ -64,7 +66,7 @@ def login_can_change(conn) -> str | None:
     return None
 
 
-class PostgresEngine(Engine):
+class PostgresEngine(ServerEngine):
     name = "postgres"
     dialect = "postgres"
     db_case = "lower"
@@ -183,14 +185,13 @@ class PostgresEngine(Engine):
                 raise InfraError(f"postgres: {e}") from e
             raise
 
-    # Pipelined on one pooled connection (Engine._pipelined), which also saves the pool
+    # Pipelined (ServerEngine) on one pooled connection, which also saves the pool
     # checkout per query (bench/executor.py). Sent with libpq's
     # own async call (`send_query_params`: the extended protocol, one statement) and read
     # into rows by psycopg's Transformer, as its cursor does. By hand because psycopg's sync
     # API has no "send now, read later" outside pipeline mode, and in pipeline mode a failing
     # query aborts every query queued after it until a Sync, which psycopg sends only from a
     # blocking `sync()`.
-    execute_many = Engine._pipelined
     stream_errors = (psycopg.Error, psycopg_pool.PoolTimeout, InfraError)
 
     def _checkout(self):

@@ -8,7 +8,8 @@ import threading
 import time
 from pathlib import Path
 
-from exesql_ray.engines.base import Engine, InfraError, Limits, QueryTimeout, capped, sorts
+from exesql_ray.engines.base import Engine, InfraError, Limits, QueryTimeout
+from exesql_ray.engines.sqltext import capped, sorts
 from exesql_ray.errors import UserError
 
 _ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
