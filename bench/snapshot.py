@@ -48,7 +48,11 @@ def _write(path: Path, rows) -> int:
 
 
 def translations(examples) -> list[dict]:
-    from exesql_ray.translate import schema_of, translation_candidates
+    try:  # the same command before and after translate.py became a package
+        from exesql_ray.schema import schema_of
+    except ImportError:
+        from exesql_ray.translate import schema_of
+    from exesql_ray.translate import translation_candidates
 
     out = []
     for e in examples:
@@ -62,7 +66,10 @@ def translations(examples) -> list[dict]:
 
 def prompts(dev) -> list[dict]:
     from exesql_ray.prompts import repair_prompt, schema_text
-    from exesql_ray.translate import schema_of
+    try:
+        from exesql_ray.schema import schema_of
+    except ImportError:
+        from exesql_ray.translate import schema_of
 
     out, seen = [], set()
     for e in dev:

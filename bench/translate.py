@@ -47,7 +47,8 @@ def spider_shares():
     from exesql_ray.data import load_dataset
     from exesql_ray.engines import open_engine
     from exesql_ray.executor import Executor
-    from exesql_ray.translate import schema_of, translation_candidates, transpile_plain, verify
+    from exesql_ray.schema import schema_of
+    from exesql_ray.translate import translation_candidates, transpile_plain, verify
 
     cfg = load_config(None, [f"run_dir={RUN}", "execution.timeout_s=20", "execution.max_rows=100000"])
     ds = load_dataset("spider", DATA / "spider", ["dev", "train"])
@@ -120,7 +121,7 @@ _KINDS = {"integer": "int", "real": "float", "number": "float", "text": "text", 
 
 
 def bird_schemas():
-    from exesql_ray.translate import Schema
+    from exesql_ray.schema import Schema
 
     tables = json.loads((DATA / "bird_minidev" / "dev_tables.json").read_text())
     out = {}

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from exesql_ray.engines import ENGINES, TARGETS
 from exesql_ray.errors import UserError
 from exesql_ray.models import DEFAULT_MODEL, EMBEDDED
 
@@ -489,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     dbsub = db.add_subparsers(dest="db_command", required=True)
     p = dbsub.add_parser("migrate", help="copy a dataset's SQLite DBs into an engine, verified")
     _add_dataset_args(p)
-    p.add_argument("--engine", required=True, choices=["postgres", "mysql", "duckdb", "oracle"])
+    p.add_argument("--engine", required=True, choices=TARGETS)
     p.add_argument("--config", help="YAML config (DSNs, run_dir); default: built-in defaults + environment")
     p.add_argument("--db", action="append", help="only this db_id (repeatable)")
     p.add_argument("--duckdb-root", help="where DuckDB files go (default: <run_dir>/duckdb)")
@@ -498,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_db_migrate)
 
     p = sub.add_parser("execute", help="execute (id, db_id, sql[, gold_sql]) rows on one engine")
-    p.add_argument("--engine", required=True, choices=["sqlite", "duckdb", "postgres", "mysql", "oracle"])
+    p.add_argument("--engine", required=True, choices=list(ENGINES))
     p.add_argument("--db-root", help="sqlite: Spider-style database/ folder; duckdb: folder of <db_id>.duckdb")
     p.add_argument("--dsn", help="server engines: the SELECT-only login (default: from the config)")
     p.add_argument("--input", required=True, help=".jsonl or .parquet with id, db_id, sql[, gold_sql]")

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, PrivateAttr, ValidationError, field_validator, model_validator
 
+from exesql_ray.engines import ENGINES
 from exesql_ray.errors import UserError
 
 DEFAULT_DATA_ROOT = "../shared/data"
-ENGINES = ("sqlite", "duckdb", "postgres", "mysql", "oracle")
-EngineName = Literal["sqlite", "duckdb", "postgres", "mysql", "oracle"]
+EngineName = Literal[tuple(ENGINES)]  # the engine registry (exesql_ray/engines/__init__.py)
 DatasetName = Literal[
     "synth", "spider", "spider_syn", "spider_realistic", "spider_dk", "dr_spider", "bird", "wikisql"
 ]
@@ -61,25 +61,22 @@ class ServerConfig(Section):
         return v or None
 
 
-class EnginesConfig(Section):
+class _EnginesBase(Section):
     targets: list[EngineName] = Field(default_factory=lambda: ["duckdb"])
     # A server login that could change something (superuser, write or FILE privileges) is
     # refused at connect time unless this says the user accepts it (`execute
     # --allow-writable-login`); every summary then says so.
     allow_writable_login: bool = False
-    postgres: ServerConfig = Field(
-        default_factory=lambda: ServerConfig(dsn="${EXESQL_PG_DSN:-}", admin_dsn="${EXESQL_PG_ADMIN_DSN:-}")
-    )
-    mysql: ServerConfig = Field(
-        default_factory=lambda: ServerConfig(dsn="${EXESQL_MYSQL_DSN:-}", admin_dsn="${EXESQL_MYSQL_ADMIN_DSN:-}")
-    )
-    oracle: ServerConfig = Field(
-        default_factory=lambda: ServerConfig(dsn="${EXESQL_ORACLE_DSN:-}", admin_dsn="${EXESQL_ORACLE_ADMIN_DSN:-}")
-    )
 
 
-def _default_actors() -> dict[str, int]:
-    return {"sqlite": 1, "duckdb": 1, "postgres": 2, "mysql": 2, "oracle": 2}
+def _server_section(env: str):
+    return ServerConfig, Field(default_factory=lambda: ServerConfig(dsn=f"${{EXESQL_{env}_DSN:-}}",
+                                                                   admin_dsn=f"${{EXESQL_{env}_ADMIN_DSN:-}}"))
+
+
+# targets, allow_writable_login, and one section per server engine of the registry
+EnginesConfig = create_model("EnginesConfig", __base__=_EnginesBase,
+                             **{name: _server_section(e.env) for name, e in ENGINES.items() if e.server})
 
 
 class ExecutionConfig(Section):
@@ -90,11 +87,11 @@ class ExecutionConfig(Section):
     # actor issues queries from. Size server engines by their max_connections, not by CPUs:
     # actors × threads ≤ engines.<engine>.max_connections.
     batch_size: int = Field(default=256, ge=1)
-    actors: dict[EngineName, int] = Field(default_factory=_default_actors)
+    actors: dict[EngineName, int] = Field(default_factory=lambda: {n: e.actors for n, e in ENGINES.items()})
     threads_per_actor: int = Field(default=4, ge=1)
     # CPUs a Ray executor actor reserves: in-process engines compute, server engines wait.
     actor_num_cpus: dict[EngineName, float] = Field(
-        default_factory=lambda: {"sqlite": 1.0, "duckdb": 1.0, "postgres": 0.25, "mysql": 0.25, "oracle": 0.25})
+        default_factory=lambda: {n: e.actor_cpus for n, e in ENGINES.items()})
 
 
 class CompareConfig(Section):

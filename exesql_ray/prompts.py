@@ -11,20 +11,11 @@ import functools
 import re
 import sqlite3
 
-from exesql_ray.translate import Schema
-
-ENGINE_NAMES = {"postgres": "PostgreSQL", "mysql": "MySQL", "duckdb": "DuckDB", "oracle": "Oracle", "sqlite": "SQLite"}
-_TYPES = {
-    "postgres": {"int": "BIGINT", "float": "DOUBLE PRECISION", "text": "TEXT", "blob": "BYTEA"},
-    "mysql": {"int": "BIGINT", "float": "DOUBLE", "text": "TEXT", "blob": "LONGBLOB"},
-    "duckdb": {"int": "BIGINT", "float": "DOUBLE", "text": "VARCHAR", "blob": "BLOB"},
-    "oracle": {"int": "NUMBER(19)", "float": "BINARY_DOUBLE", "text": "VARCHAR2(4000)", "blob": "BLOB"},
-    "sqlite": {"int": "INTEGER", "float": "REAL", "text": "TEXT", "blob": "BLOB"},
-}
-
+from exesql_ray.engines import engine_class
+from exesql_ray.schema import Schema
 
 def _ident(name: str, engine: str) -> str:
-    return name.upper() if engine == "oracle" else name
+    return name.upper() if engine_class(engine).prompt_case == "upper" else name
 
 
 @functools.lru_cache(maxsize=512)
@@ -64,7 +55,7 @@ def schema_text(schema: Schema, engine: str, db_path: str | None = None, values:
     primary and foreign keys, and `values` sample values per column as comments. `tables`
     limits it to those tables (WikiSQL: one table of a shared DB). `form="compact"`: one
     `table(col, ...)` line per table and the foreign keys, no types (prompt.schema_format)."""
-    types = _TYPES[engine]
+    types = engine_class(engine).types
     pks, fks = db_keys(db_path) if db_path else ({}, {})
     keep = {t.lower() for t in tables}
     if form == "compact":
@@ -101,7 +92,7 @@ def _compact(schema: Schema, engine: str, fks: dict, keep: set[str]) -> str:
 
 def sql_prompt(*, engine: str, schema: str, question: str, evidence: str = "") -> str:
     """The text-to-SQL user message: schema in the target dialect, evidence, question."""
-    dialect = ENGINE_NAMES[engine]
+    dialect = engine_class(engine).display_name
     knowledge = f"External knowledge: {evidence}\n\n" if evidence else ""
     return (f"Database schema ({dialect}):\n{schema}\n\n{knowledge}Question: {question}\n\n"
             f"Write one {dialect} query that answers the question, in a ```sql code block.")
@@ -114,7 +105,7 @@ def sql_answer(sql: str) -> str:
 
 def repair_prompt(*, engine: str, schema: Schema, question: str, sqlite_sql: str, failing_sql: str,
                   feedback: str) -> str:
-    dialect = ENGINE_NAMES[engine]
+    dialect = engine_class(engine).display_name
     return (
         f"Translate a SQLite query into {dialect}. The {dialect} query must return exactly what the SQLite "
         f"query returns on the same data.\n\nSchema ({dialect}):\n{schema_text(schema, engine)}\n\n"

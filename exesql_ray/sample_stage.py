@@ -26,7 +26,7 @@ from exesql_ray.errors import UserError
 from exesql_ray.prompts import schema_text, sql_prompt
 from exesql_ray.rewards import mine_pairs, pass_at, reward_mode, score, split_valid_neg
 from exesql_ray.runs import base_model, policy_for, sample_dir
-from exesql_ray.translate import schema_of
+from exesql_ray.schema import schema_of
 
 QUESTION_TYPES = {
     "question_id": pa.string(), "engine": pa.string(), "shard": pa.int64(), "db_id": pa.string(),

@@ -84,7 +84,7 @@ def build_for_run(cfg, out: str | os.PathLike | None = None) -> tuple[Path, int,
     of every target dialect: (folder, examples read, schema texts)."""
     from exesql_ray.data import load_dataset
     from exesql_ray.prompts import schema_text
-    from exesql_ray.translate import schema_of
+    from exesql_ray.schema import schema_of
 
     splits = [cfg.data.train_split, *cfg.data.eval_splits]
     ds = load_dataset(cfg.data.dataset, cfg.data.path, splits)

@@ -50,7 +50,7 @@ def repair_backend(cfg: Config):
     r = cfg.translate.repair
     if r.backend == "none" or r.max_rounds == 0:
         return None
-    from exesql_ray.repair import OpenAICompatible
+    from exesql_ray.translate import OpenAICompatible
 
     return OpenAICompatible(r.base_url, r.model, r.api_key_env)
 

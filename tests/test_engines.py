@@ -225,7 +225,7 @@ def test_mysql_server_that_compares_table_names_as_written_is_refused(db_servers
     import subprocess
     import tempfile
 
-    from exesql_ray.engines.migrate import MySQLTarget
+    from exesql_ray.engines.mysql import MySQLTarget
     from exesql_ray.engines.mysql import MySQLEngine
 
     assert shutil.which("mariadbd") and shutil.which("mariadb-install-db"), "run scripts/setup.sh"

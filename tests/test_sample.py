@@ -134,7 +134,7 @@ def test_sample_cli_errors_name_what_is_missing(tmp_path, synth_data):
 
 def test_prompt_has_dialect_schema_keys_and_question(spider_engines):
     from conftest import shared
-    from exesql_ray.translate import schema_of
+    from exesql_ray.schema import schema_of
 
     db = str(shared("spider/database/concert_singer/concert_singer.sqlite"))
     text = schema_text(schema_of(db), "oracle", db, values=2)

@@ -3,7 +3,8 @@
 import pytest
 
 from conftest import shared
-from exesql_ray.translate import schema_of, transpile_plain, translate_rules, verify
+from exesql_ray.schema import schema_of
+from exesql_ray.translate import transpile_plain, translate_rules, verify
 
 SPIDER = "spider/database"
 

@@ -1,61 +1,64 @@
-"""Engines: one module per database, a base class that owns the machinery.
+"""Engines: one module per database, over a base that owns the machinery.
 
-`open_engine(name, cfg)` builds the engine a config names, with its limits and connection.
+`ENGINES` is the one list of engines: the config's and the CLI's choices, opening an engine,
+migration targets and prompts all read it. A line holds only what the config needs before
+any driver is imported; everything else (types, guards, error classes, translation rewrites
+and templates, migration) is declared by the engine class its module exports as `ENGINE`.
+Adding an engine is one module and one line here (docs/engines.md).
 """
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from exesql_ray.config import Config
-from exesql_ray.engines.base import Engine, Limits
-from exesql_ray.engines.results import Execution, normalize_rows, result_hash
-from exesql_ray.engines.sqltext import guard
 from exesql_ray.errors import UserError
 
+if TYPE_CHECKING:
+    from exesql_ray.config import Config
+    from exesql_ray.engines.base import Engine
 
-def limits_from(cfg: Config) -> Limits:
-    return Limits(timeout_s=cfg.execution.timeout_s, max_rows=cfg.execution.max_rows)
+
+@dataclass(frozen=True)
+class EngineEntry:
+    module: str  # exesql_ray.engines.<module>, which exports the engine class as ENGINE
+    # reached by a DSN: the config gets an `engines.<name>` section whose DSNs default to the
+    # environment's EXESQL_<env>_DSN and EXESQL_<env>_ADMIN_DSN
+    server: bool = False
+    env: str = ""
+    actors: int = 1  # default executor actors (execution.actors)
+    actor_cpus: float = 1.0  # CPUs one executor actor reserves: in-process engines compute, servers wait
+
+
+ENGINES: dict[str, EngineEntry] = {
+    "sqlite": EngineEntry("sqlite"),
+    "duckdb": EngineEntry("duckdb"),
+    "postgres": EngineEntry("postgres", server=True, env="PG", actors=2, actor_cpus=0.25),
+    "mysql": EngineEntry("mysql", server=True, env="MYSQL", actors=2, actor_cpus=0.25),
+    "oracle": EngineEntry("oracle", server=True, env="ORACLE", actors=2, actor_cpus=0.25),
+}
+SOURCE = "sqlite"  # the dialect of the datasets' gold; the others are translation targets
+TARGETS = tuple(name for name in ENGINES if name != SOURCE)
+
+
+def engine_class(name: str) -> type[Engine]:
+    """The engine class `name` names (its module is imported on first use)."""
+    if name not in ENGINES:
+        raise UserError(f"unknown engine {name!r} (engines: {', '.join(ENGINES)})")
+    return importlib.import_module(f"exesql_ray.engines.{ENGINES[name].module}").ENGINE
 
 
 def open_engine(name: str, cfg: Config, *, db_root: str | Path | None = None, dsn: str | None = None) -> Engine:
-    """The engine for `name`. SQLite reads `db_root` (Spider's database/ layout); DuckDB reads
-    the migrated files under `<run_dir>/duckdb` unless `db_root` says otherwise; servers use
-    the config's DSN unless `dsn` is given."""
-    limits = limits_from(cfg)
-    if name == "sqlite":
-        from exesql_ray.engines.sqlite import SQLiteEngine
-
-        if db_root is None:
-            raise UserError("sqlite needs a database folder (--db-root)")
-        return SQLiteEngine(db_root=db_root, limits=limits)
-    if name == "duckdb":
-        from exesql_ray.engines.duckdb import DuckDBEngine
-
-        return DuckDBEngine(db_root or duckdb_root(cfg), limits=limits)
-    server = getattr(cfg.engines, name, None) if name in ("postgres", "mysql", "oracle") else None
-    if server is None:
-        raise UserError(f"unknown engine {name!r} (engines: sqlite, duckdb, postgres, mysql, oracle)")
-    dsn = dsn or server.dsn
-    if name == "postgres":
-        from exesql_ray.engines.postgres import PostgresEngine
-
-        return PostgresEngine(dsn, limits=limits, max_connections=server.max_connections,
-                              allow_writable=cfg.engines.allow_writable_login)
-    if name == "mysql":
-        from exesql_ray.engines.mysql import MySQLEngine
-
-        return MySQLEngine(dsn, limits=limits, max_connections=server.max_connections,
-                           allow_writable=cfg.engines.allow_writable_login)
-    from exesql_ray.engines.oracle import OracleEngine
-
-    if not dsn:
-        raise UserError("oracle: no DSN configured (engines.oracle.dsn or EXESQL_ORACLE_DSN)")
-    return OracleEngine(dsn, limits=limits, max_connections=server.max_connections)
+    """The engine for `name`, with the config's limits and connection. SQLite reads `db_root`
+    (Spider's database/ layout); DuckDB reads the migrated files under `<run_dir>/duckdb`
+    unless `db_root` says otherwise; servers use the config's DSN unless `dsn` is given."""
+    return engine_class(name).from_config(cfg, db_root=db_root, dsn=dsn)
 
 
 def duckdb_root(cfg: Config) -> Path:
     return Path(cfg.run_dir) / "duckdb"
 
 
-__all__ = ["Engine", "Execution", "Limits", "guard", "normalize_rows", "result_hash", "open_engine", "duckdb_root"]
+__all__ = ["ENGINES", "SOURCE", "TARGETS", "EngineEntry", "engine_class", "open_engine", "duckdb_root"]

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Iterable, Iterator
 
 
 
+from exesql_ray.errors import UserError
 from exesql_ray.engines.results import Execution, normalize_rows, result_hash
 from exesql_ray.engines.sqltext import SYNTAX_PREFIX, guard
 
@@ -59,7 +60,17 @@ class Engine(ABC):
     """
 
     name: ClassVar[str]
-    dialect: ClassVar[str]  # sqlglot dialect of the guard
+    dialect: ClassVar[str]  # sqlglot's dialect: the guard's tokens, the translations' output
+    display_name: ClassVar[str]  # how prompts name the dialect
+    # Column type per kind of stored value (int, float, text, blob): what migration creates
+    # (its Target may narrow a column, e.g. MySQL's keys) and what prompts show.
+    types: ClassVar[dict[str, str]]
+    # How prompts write table and column names: None (as the source has them) or "upper".
+    prompt_case: ClassVar[str | None] = None
+    # The translation rewrites this engine needs (names in exesql_ray.translate.rewrites, which
+    # applies them in its own order) and the SQL text they write here, by template name.
+    rewrites: ClassVar[tuple[str, ...]] = ()
+    templates: ClassVar[dict[str, str]] = {}
     # (regex over "<code>: <message>", error class), first match wins; unmatched → "other".
     error_classes: ClassVar[tuple[tuple[str, str], ...]] = ()
     # Functions that change session or server state and survive the query (locks, settings).
@@ -69,6 +80,16 @@ class Engine(ABC):
     # Whether a per-query row cap below max_rows makes the engine stop early (the executor
     # then fetches a candidate only up to one row more than its gold has).
     early_cap: ClassVar[bool] = True
+
+    @classmethod
+    def from_config(cls, cfg, *, db_root=None, dsn: str | None = None) -> "Engine":
+        """The engine as the config (and `exesql_ray.engines.open_engine`) builds it."""
+        raise NotImplementedError
+
+    @classmethod
+    def migration_target(cls, cfg, root=None):
+        """Where `db migrate` loads the source databases (a `migrate.Target`)."""
+        raise UserError(f"cannot migrate into {cls.name!r}: it reads the source databases as they are")
 
     def db_name(self, db_id: str) -> str:
         return db_id.lower() if self.db_case == "lower" else db_id.upper() if self.db_case == "upper" else db_id

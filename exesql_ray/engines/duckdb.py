@@ -6,6 +6,9 @@ locks the configuration. Threads get their own cursor; `USE <db>` switches datab
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -14,6 +17,8 @@ import duckdb
 from exesql_ray.engines.base import Engine, Limits, QueryTimeout, Watchdog
 from exesql_ray.engines.sqltext import capped, sorts
 from exesql_ray.errors import UserError
+from exesql_ray.engines.migrate import Target, order_by_dependencies
+from exesql_ray.dialects import PREFIX_RX
 
 
 def quote_ident(name: str) -> str:
@@ -23,6 +28,23 @@ def quote_ident(name: str) -> str:
 class DuckDBEngine(Engine):
     name = "duckdb"
     dialect = "duckdb"
+    display_name = "DuckDB"
+    types = {"int": "BIGINT", "float": "DOUBLE", "text": "VARCHAR", "blob": "BLOB"}
+    rewrites = ("double_quoted_strings", "extreme_row_without_group", "text_number_comparison", "number_column_vs_word",
+                "text_arithmetic", "single_group_order", "text_integer_columns", "numeric_aggregates_over_text",
+                "like_case_insensitive", "julianday", "cast_to_integer_truncates", "bare_columns_in_groups",
+                "distinct_order_by_unselected")
+    templates = {
+        "julianday": "(epoch(CAST({x} AS TIMESTAMP)) / 86400.0 + 2440587.5)",
+        "row_of_min": "ARG_MIN({b}, {e})",
+        "row_of_max": "ARG_MAX({b}, {e})",
+        "trunc": "TRUNC({x})",
+        "text_as_number": "CASE WHEN {x} IS NULL THEN NULL ELSE COALESCE(TRY_CAST(NULLIF(REGEXP_EXTRACT({x}, '"
+                          + PREFIX_RX + "', 1), '') AS DOUBLE), 0) END",
+        "text_if_number": "TRY_CAST({x} AS DOUBLE)",
+        "numeric_text_compare": "(CASE WHEN {x} IS NULL THEN NULL WHEN TRY_CAST({x} AS DOUBLE) IS NOT NULL "
+                                "THEN TRY_CAST({x} AS DOUBLE) {op} {n} ELSE {text} END)",
+    }
     error_classes = (
         (r"Parser Error|syntax error", "syntax"),
         (r"Table with name .* does not exist|Table .* does not exist", "unknown_table"),
@@ -39,6 +61,19 @@ class DuckDBEngine(Engine):
     denied_functions = frozenset({"read_csv", "read_csv_auto", "read_parquet", "read_json", "read_json_auto",
                                   "read_text", "read_blob", "glob", "sniff_csv", "parquet_scan", "query_table",
                                   "query", "setseed"})  # setseed: the next query's random() would depend on it
+
+    @classmethod
+    def from_config(cls, cfg, *, db_root=None, dsn=None) -> "DuckDBEngine":
+        from exesql_ray.engines import duckdb_root
+
+        return cls(db_root or duckdb_root(cfg), limits=Limits(timeout_s=cfg.execution.timeout_s,
+                                                                max_rows=cfg.execution.max_rows))
+
+    @classmethod
+    def migration_target(cls, cfg, root=None) -> "DuckDBTarget":
+        from exesql_ray.engines import duckdb_root
+
+        return DuckDBTarget(root or duckdb_root(cfg))
 
     def __init__(self, root: str | Path, limits: Limits = Limits(), memory_limit: str = "2GB", threads: int = 1):
         super().__init__(limits)
@@ -130,3 +165,92 @@ class DuckDBEngine(Engine):
 
 def _lit(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
+
+
+# ---------------------------------------------------------------- migration into DuckDB
+
+class DuckDBTarget(Target):
+    name = DuckDBEngine.name
+    types = DuckDBEngine.types
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._reader = None
+
+    def _path(self, db_id):
+        return self.root / f"{db_id}.duckdb"
+
+    def stored_checksum(self, db_id):
+        meta = self.root / f"{db_id}.duckdb.json"
+        if meta.is_file() and self._path(db_id).is_file():
+            return json.loads(meta.read_text()).get("checksum")
+        return None
+
+    def load(self, src):
+        import duckdb
+
+        self.close()
+        dropped = []
+        fd, tmp = tempfile.mkstemp(prefix=f".{src.db_id}.", suffix=".duckdb", dir=self.root)
+        os.close(fd)
+        os.unlink(tmp)
+        con = duckdb.connect(tmp)
+        try:
+            created = set()
+            for t in order_by_dependencies(src.tables):
+                cols = [f"{self.ident(c.name)} {self.types[c.kind]}" for c in t.columns]
+                pk = [f"PRIMARY KEY ({', '.join(self.ident(c) for c in t.primary_key)})"] if t.primary_key else []
+                fks = [(frm, ref, to) for frm, ref, to in t.foreign_keys if ref.lower() in created]
+                fk_sql = [f"FOREIGN KEY ({', '.join(self.ident(c) for c in frm)}) REFERENCES {self.ident(ref)} "
+                          f"({', '.join(self.ident(c) for c in to)})" for frm, ref, to in fks]
+                for frm, ref, to in t.foreign_keys:
+                    if ref.lower() not in created:
+                        dropped.append(f"{t.name}({', '.join(frm)}) → {ref}: reference cycle or self-reference")
+                attempts = [(pk, fk_sql), (pk, []), ([], [])]
+                for i, (p, f) in enumerate(attempts):
+                    try:
+                        con.execute("BEGIN")
+                        con.execute(f"CREATE TABLE {self.ident(t.name)} ({', '.join(cols + p + f)})")
+                        con.register("src_rows", t.data)
+                        con.execute(f"INSERT INTO {self.ident(t.name)} SELECT * FROM src_rows")
+                        con.unregister("src_rows")
+                        con.execute("COMMIT")
+                        if i == 1 and fk_sql:
+                            dropped += [f"{t.name}({', '.join(a)}) → {b}: rows violate the key" for a, b, _ in fks]
+                        if i == 2:
+                            if pk:
+                                dropped.append(f"{t.name} primary key ({', '.join(t.primary_key)}): rows violate the key")
+                            if fk_sql:
+                                dropped += [f"{t.name}({', '.join(a)}) → {b}: rows violate the key" for a, b, _ in fks]
+                        break
+                    except duckdb.Error:
+                        con.execute("ROLLBACK")
+                        if i == len(attempts) - 1:
+                            raise
+                created.add(t.name.lower())
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(tmp, self._path(src.db_id))
+        Path(tmp + ".wal").unlink(missing_ok=True)
+        (self.root / f"{src.db_id}.duckdb.json").write_text(json.dumps({"checksum": src.checksum, "dropped": dropped}))
+        return dropped
+
+    def read_table(self, db_id, table):
+        import duckdb
+
+        # One read-only connection per DB for its tables (a connection is costly to open).
+        if self._reader is None or self._reader[0] != db_id:
+            self.close()
+            self._reader = (db_id, duckdb.connect(str(self._path(db_id)), read_only=True))
+        return self._reader[1].execute(f"SELECT * FROM {self.ident(table)}").fetchall()
+
+    def close(self):
+        if self._reader is not None:
+            self._reader[1].close()
+            self._reader = None
+
+
+ENGINE = DuckDBEngine
+TARGET = DuckDBTarget

@@ -23,6 +23,8 @@ from exesql_ray.engines.server import ServerEngine
 from exesql_ray.engines.sqltext import strip_trailing_semicolons
 from exesql_ray.engines.postgres import hide_password
 from exesql_ray.errors import UserError
+from exesql_ray.engines.migrate import Target
+from exesql_ray.dialects import NUMBER_RX
 
 # MySQL client error codes for a lost or absent server.
 _INFRA_CODES = {2002, 2003, 2005, 2006, 2013, 2055, 1040, 1053, 1927}
@@ -90,6 +92,23 @@ _MISSING_SCHEMA = r"^1142\b.*for table `(?!(?:mysql|sys|performance_schema|infor
 class MySQLEngine(ServerEngine):
     name = "mysql"
     dialect = "mysql"
+    display_name = "MySQL"
+    types = {"int": "BIGINT", "float": "DOUBLE", "text": "LONGTEXT", "blob": "LONGBLOB"}
+    rewrites = ("double_quoted_strings", "extreme_row_without_group", "text_number_comparison", "number_column_vs_word",
+                "single_group_order", "julianday", "cast_to_integer_truncates", "bare_columns_in_groups",
+                "mysql_binary_strings", "mysql_double_arithmetic", "mysql_binary_collation")
+    templates = {
+        "julianday": "(TO_DAYS({x}) + 1721059.5 + TIME_TO_SEC(CAST({x} AS DATETIME)) / 86400.0)",
+        # No ordered aggregate returns a value: the first of an ordered GROUP_CONCAT (the rewrite
+        # casts it back to the column's type); rows without e go last, as SQLite's MIN/MAX skip them.
+        "row_of_min": "SUBSTRING_INDEX(GROUP_CONCAT({b} ORDER BY {e} IS NULL, {e} ASC SEPARATOR '\x1f'), '\x1f', 1)",
+        "row_of_max": "SUBSTRING_INDEX(GROUP_CONCAT({b} ORDER BY {e} IS NULL, {e} DESC SEPARATOR '\x1f'), '\x1f', 1)",
+        "trunc": "TRUNCATE({x}, 0)",
+        # REGEXP_INSTR, which MySQL 8 and MariaDB both have (sqlglot writes `x REGEXP p` as
+        # REGEXP_LIKE, which MariaDB lacks)
+        "numeric_text_compare": "(CASE WHEN {x} IS NULL THEN NULL WHEN REGEXP_INSTR({x}, '" + NUMBER_RX
+                                + "') > 0 THEN CAST({x} AS DOUBLE) {op} {n} ELSE {text} END)",
+    }
     db_case = "lower"
     # The cap is a session setting (sql_select_limit). MariaDB sets it for one statement
     # (`SET STATEMENT … FOR`); MySQL 8 has only an optimizer hint placed after the top-level
@@ -115,6 +134,10 @@ class MySQLEngine(ServerEngine):
     # last_insert_id(x) sets what the connection's next last_insert_id() returns
     denied_functions = frozenset({"get_lock", "release_lock", "release_all_locks", "load_file",
                                   "master_pos_wait", "master_gtid_wait", "source_pos_wait", "last_insert_id"})
+
+    @classmethod
+    def reader_user(cls, dsn: str) -> str | None:
+        return parse_mysql_dsn(dsn)["user"]
 
     def __init__(self, dsn: str, limits: Limits = Limits(), max_connections: int = 8, connect_timeout_s: float = 5.0,
                  allow_writable: bool = False):
@@ -330,3 +353,109 @@ class MySQLEngine(ServerEngine):
 
     def close(self) -> None:
         self.reset()
+
+
+# ---------------------------------------------------------------- migration into MySQL / MariaDB
+
+class MySQLTarget(Target):
+    name = MySQLEngine.name
+    types = MySQLEngine.types
+    META_DB = "exesql_meta"
+
+    def __init__(self, admin_dsn: str, reader: str):
+        import MySQLdb
+
+        from exesql_ray.engines.mysql import parse_mysql_dsn, require_folded_table_names
+        from exesql_ray.engines.postgres import hide_password
+        from exesql_ray.errors import UserError
+
+        if not admin_dsn:
+            raise UserError("mysql migration needs engines.mysql.admin_dsn (EXESQL_MYSQL_ADMIN_DSN)")
+        try:
+            self.conn = MySQLdb.connect(**parse_mysql_dsn(admin_dsn), charset="utf8mb4", autocommit=True,
+                                        connect_timeout=5)
+        except MySQLdb.OperationalError as e:
+            raise UserError(f"mysql: cannot connect to {hide_password(admin_dsn)}: {e.args[-1]}") from None
+        try:
+            require_folded_table_names(self.conn, admin_dsn)  # before anything is created there
+        except UserError:
+            self.conn.close()
+            raise
+        self.reader = reader
+        cur = self.conn.cursor()
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {self.META_DB}")
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {self.META_DB}.migrations (db_id VARCHAR(128) PRIMARY KEY, checksum VARCHAR(64))")
+        cur.execute("SELECT VERSION()")
+        self.flavor = "mariadb" if "MariaDB" in cur.fetchone()[0] else "mysql"
+        cur.execute("SELECT user, host FROM mysql.user WHERE user = %s", (reader,))
+        self.reader_accounts = cur.fetchall()
+
+    def ident(self, name):
+        return "`" + name.lower().replace("`", "``") + "`"
+
+    def column_type(self, col, in_key):
+        # InnoDB keys need bounded types (768 utf8mb4 characters at most); short text is
+        # VARCHAR so that sorting and grouping stay in memory.
+        if col.kind == "text":
+            if in_key and col.max_len <= 768:
+                return f"VARCHAR({max(col.max_len, 1)})"
+            if col.max_len <= 255:
+                return "VARCHAR(255)"
+        if col.kind == "blob" and in_key and col.max_len <= 3072:
+            return f"VARBINARY({max(col.max_len, 1)})"
+        return self.types[col.kind]
+
+    def stored_checksum(self, db_id):
+        cur = self.conn.cursor()
+        cur.execute(f"SELECT checksum FROM {self.META_DB}.migrations WHERE db_id = %s", (db_id.lower(),))
+        row = cur.fetchone()
+        cur.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (db_id.lower(),))
+        return row[0] if row and cur.fetchone() else None
+
+    def load(self, src):
+
+        db = self.ident(src.db_id)
+        cur = self.conn.cursor()
+        cur.execute(f"DELETE FROM {self.META_DB}.migrations WHERE db_id = %s", (src.db_id.lower(),))
+        cur.execute(f"DROP DATABASE IF EXISTS {db}")
+        cur.execute(f"CREATE DATABASE {db} CHARACTER SET utf8mb4")
+        keyed = {(t.name, c) for t in src.tables for c in t.primary_key}
+        keyed |= {(t.name, c) for t in src.tables for frm, _, _ in t.foreign_keys for c in frm}
+        keyed |= {(ref, c) for t in src.tables for _, ref, to in t.foreign_keys for c in to}
+        keyed_l = {(a.lower(), b.lower()) for a, b in keyed}
+        for t in src.tables:
+            cols = ", ".join(f"{self.ident(c.name)} {self.column_type(c, (t.name.lower(), c.name.lower()) in keyed_l)}"
+                             for c in t.columns)
+            cur.execute(f"CREATE TABLE {db}.{self.ident(t.name)} ({cols}) ENGINE=InnoDB")
+            if t.rows:
+                marks = ", ".join(["%s"] * len(t.columns))
+                sql = f"INSERT INTO {db}.{self.ident(t.name)} VALUES ({marks})"
+                rows = list(zip(*[a.to_pylist() for a in t.data.columns]))
+                for i in range(0, len(rows), 2000):
+                    cur.executemany(sql, rows[i:i + 2000])
+        dropped = self.add_keys(src, f"{db}.")
+        for user, host in self.reader_accounts:
+            cur.execute(f"GRANT SELECT ON {db}.* TO %s@%s", (user, host))
+        cur.execute(f"INSERT INTO {self.META_DB}.migrations VALUES (%s, %s)", (src.db_id.lower(), src.checksum))
+        return dropped
+
+    def try_ddl(self, sql):
+        import MySQLdb
+
+        try:
+            self.conn.cursor().execute(sql)
+        except MySQLdb.Error as e:
+            return str(e.args[-1])
+        return None
+
+    def read_table(self, db_id, table):
+        cur = self.conn.cursor()
+        cur.execute(f"SELECT * FROM {self.ident(db_id)}.{self.ident(table)}")
+        return cur.fetchall()
+
+    def close(self):
+        self.conn.close()
+
+
+ENGINE = MySQLEngine
+TARGET = MySQLTarget

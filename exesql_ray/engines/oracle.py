@@ -16,6 +16,7 @@ from exesql_ray.engines.base import InfraError, Limits, QueryTimeout
 from exesql_ray.engines.server import ServerEngine
 from exesql_ray.engines.postgres import hide_password
 from exesql_ray.errors import UserError
+from exesql_ray.engines.migrate import Target
 
 _INFRA = re.compile(r"DPY-(4011|6005|4024|1001)|DPI-1080|ORA-(03113|03114|03135|12514|12541|12170|01033|01034|01089)")
 _TIMEOUT = re.compile(r"DPY-4024|DPI-1067|ORA-01013")
@@ -40,6 +41,18 @@ def oracle_ident(name: str) -> str:
 class OracleEngine(ServerEngine):
     name = "oracle"
     dialect = "oracle"
+    display_name = "Oracle"
+    types = {"int": "NUMBER(19)", "float": "BINARY_DOUBLE", "text": "CLOB", "blob": "BLOB"}
+    prompt_case = "upper"
+    rewrites = ("double_quoted_strings", "extreme_row_without_group", "text_number_comparison", "single_group_order",
+                "text_integer_columns", "numeric_aggregates_over_text", "julianday", "cast_to_integer_truncates",
+                "bare_columns_in_groups", "distinct_order_by_unselected", "minus_for_except")
+    templates = {
+        "julianday": "(CAST({x} AS DATE) - DATE '-4712-01-01' + 0.5)",
+        "trunc": "TRUNC({x})",
+        "text_as_number": "CASE WHEN {x} IS NULL THEN NULL ELSE COALESCE(TO_BINARY_DOUBLE({x} DEFAULT 0 ON CONVERSION "
+                          "ERROR), 0) END",
+    }
     db_case = "upper"
     pipelined = False  # python-oracledb pipelines only against Oracle 23, which is untested here
     error_classes = (
@@ -55,8 +68,15 @@ class OracleEngine(ServerEngine):
     )
     denied_functions = frozenset({"dbms_lock", "dbms_session", "utl_file", "utl_http", "dbms_pipe", "dbms_alert"})
 
-    def __init__(self, dsn: str, limits: Limits = Limits(), max_connections: int = 8):
+    @classmethod
+    def reader_user(cls, dsn: str) -> str | None:
+        return parse_oracle_dsn(dsn)["user"]
+
+    def __init__(self, dsn: str, limits: Limits = Limits(), max_connections: int = 8, allow_writable: bool = False):
+        # allow_writable: the login check is not written for Oracle (no server here to test it)
         super().__init__(limits)
+        if not dsn:
+            raise UserError("oracle: no DSN configured (engines.oracle.dsn or EXESQL_ORACLE_DSN)")
         import oracledb
 
         self._oracledb = oracledb
@@ -123,3 +143,88 @@ class OracleEngine(ServerEngine):
 
 def _read_lob(v):
     return v.read() if hasattr(v, "read") else v
+
+
+# ---------------------------------------------------------------- migration into Oracle (not run here: no server)
+
+class OracleTarget(Target):
+    name = OracleEngine.name
+    types = OracleEngine.types
+
+    def __init__(self, admin_dsn: str, reader: str):
+        import oracledb
+
+        from exesql_ray.engines.oracle import parse_oracle_dsn
+
+        kw = parse_oracle_dsn(admin_dsn)
+        self.conn = oracledb.connect(user=kw["user"], password=kw["password"], dsn=kw["dsn"])
+        self.reader = reader
+        cur = self.conn.cursor()
+        try:
+            cur.execute("CREATE TABLE exesql_migrations (db_id VARCHAR2(128) PRIMARY KEY, checksum VARCHAR2(64))")
+        except oracledb.DatabaseError:
+            pass  # ORA-00955: exists
+
+    def ident(self, name):
+        from exesql_ray.engines.oracle import oracle_ident
+
+        return oracle_ident(name)
+
+    def column_type(self, col, in_key):
+        if col.kind == "text" and col.max_len <= 4000:
+            return f"VARCHAR2({max(col.max_len, 1)} CHAR)"
+        return self.types[col.kind]
+
+    def stored_checksum(self, db_id):
+        cur = self.conn.cursor()
+        cur.execute("SELECT checksum FROM exesql_migrations WHERE db_id = :1", [db_id.lower()])
+        row = cur.fetchone()
+        return row[0] if row else None
+
+    def load(self, src):
+        import secrets
+
+        import oracledb
+
+        user = self.ident(src.db_id)
+        cur = self.conn.cursor()
+        try:
+            cur.execute(f"DROP USER {user} CASCADE")
+        except oracledb.DatabaseError:
+            pass  # ORA-01918: no such user
+        cur.execute(f'CREATE USER {user} IDENTIFIED BY "{secrets.token_hex(12)}" ACCOUNT LOCK QUOTA UNLIMITED ON USERS')
+        for t in src.tables:
+            cols = ", ".join(f"{self.ident(c.name)} {self.column_type(c, False)}" for c in t.columns)
+            cur.execute(f"CREATE TABLE {user}.{self.ident(t.name)} ({cols})")
+            if t.rows:
+                marks = ", ".join(f":{i + 1}" for i in range(len(t.columns)))
+                rows = list(zip(*[a.to_pylist() for a in t.data.columns]))
+                cur.executemany(f"INSERT INTO {user}.{self.ident(t.name)} VALUES ({marks})", rows, batcherrors=False)
+            cur.execute(f"GRANT SELECT ON {user}.{self.ident(t.name)} TO {self.ident(self.reader)}")
+        dropped = self.add_keys(src, f"{user}.")
+        cur.execute("MERGE INTO exesql_migrations m USING (SELECT :1 d, :2 c FROM dual) s ON (m.db_id = s.d) "
+                    "WHEN MATCHED THEN UPDATE SET m.checksum = s.c WHEN NOT MATCHED THEN INSERT VALUES (s.d, s.c)",
+                    [src.db_id.lower(), src.checksum])
+        self.conn.commit()
+        return dropped
+
+    def try_ddl(self, sql):
+        import oracledb
+
+        try:
+            self.conn.cursor().execute(sql)
+        except oracledb.DatabaseError as e:
+            return str(e).splitlines()[0]
+        return None
+
+    def read_table(self, db_id, table):
+        cur = self.conn.cursor()
+        cur.execute(f"SELECT * FROM {self.ident(db_id)}.{self.ident(table)}")
+        return [tuple(v.read() if hasattr(v, "read") else v for v in r) for r in cur.fetchall()]
+
+    def close(self):
+        self.conn.close()
+
+
+ENGINE = OracleEngine
+TARGET = OracleTarget

@@ -27,6 +27,8 @@ from exesql_ray.engines.server import ServerEngine
 from exesql_ray.engines.sqltext import capped, strip_trailing_semicolons
 from exesql_ray.config import hide_password  # noqa: F401 - also imported from here
 from exesql_ray.errors import UserError
+from exesql_ray.engines.migrate import Target
+from exesql_ray.dialects import NUMBER_RX, PREFIX_RX
 
 
 TUPLES_OK, FATAL_ERROR = ExecStatus.TUPLES_OK, ExecStatus.FATAL_ERROR
@@ -69,6 +71,23 @@ def login_can_change(conn) -> str | None:
 class PostgresEngine(ServerEngine):
     name = "postgres"
     dialect = "postgres"
+    display_name = "PostgreSQL"
+    types = {"int": "BIGINT", "float": "DOUBLE PRECISION", "text": "TEXT", "blob": "BYTEA"}
+    rewrites = ("double_quoted_strings", "extreme_row_without_group", "text_number_comparison", "number_column_vs_word",
+                "text_arithmetic", "single_group_order", "sum_of_conditions", "text_integer_columns",
+                "numeric_aggregates_over_text", "like_case_insensitive", "julianday", "integer_division",
+                "cast_to_integer_truncates", "bare_columns_in_groups", "distinct_order_by_unselected")
+    templates = {
+        "julianday": "(EXTRACT(EPOCH FROM CAST({x} AS TIMESTAMP)) / 86400.0 + 2440587.5)",
+        "row_of_min": "(ARRAY_AGG({b} ORDER BY {e} ASC NULLS LAST))[1]",
+        "row_of_max": "(ARRAY_AGG({b} ORDER BY {e} DESC NULLS LAST))[1]",
+        "trunc": "TRUNC({x})",
+        "text_as_number": "CASE WHEN {x} IS NULL THEN NULL ELSE COALESCE(CAST(NULLIF(SUBSTRING({x} FROM '" + PREFIX_RX
+                          + "'), '') AS DOUBLE PRECISION), 0) END",
+        "text_if_number": "CASE WHEN {x} ~ '" + NUMBER_RX + "' THEN CAST({x} AS DOUBLE PRECISION) END",
+        "numeric_text_compare": "(CASE WHEN {x} IS NULL THEN NULL WHEN {x} ~ '" + NUMBER_RX
+                                + "' THEN CAST({x} AS DOUBLE PRECISION) {op} {n} ELSE {text} END)",
+    }
     db_case = "lower"
     error_classes = (
         (r"operator does not exist|^42883: .*function .*\(.*(text|integer|numeric|character)", "type_mismatch"),
@@ -90,6 +109,12 @@ class PostgresEngine(ServerEngine):
                                   "pg_cancel_backend", "pg_terminate_backend", "dblink", "lo_import", "lo_export",
                                   "lo_from_bytea", "lo_create", "lo_creat", "lo_put", "lowrite", "lo_unlink",
                                   "lo_truncate", "lo_truncate64", "lo_open", "pg_notify", "setseed"})
+
+    @classmethod
+    def reader_user(cls, dsn: str) -> str | None:
+        from psycopg.conninfo import conninfo_to_dict
+
+        return conninfo_to_dict(dsn).get("user")
 
     def __init__(self, dsn: str, limits: Limits = Limits(), max_connections: int = 8, connect_timeout_s: float = 5.0,
                  allow_writable: bool = False):
@@ -280,3 +305,70 @@ class PostgresEngine(ServerEngine):
 
     def close(self) -> None:
         self.pool.close()
+
+
+# ---------------------------------------------------------------- migration into PostgreSQL
+
+class PostgresTarget(Target):
+    name = PostgresEngine.name
+    types = PostgresEngine.types
+
+    def __init__(self, admin_dsn: str, reader: str):
+        import psycopg
+
+        from exesql_ray.engines.postgres import hide_password
+        from exesql_ray.errors import UserError
+
+        if not admin_dsn:
+            raise UserError("postgres migration needs engines.postgres.admin_dsn (EXESQL_PG_ADMIN_DSN)")
+        try:
+            self.conn = psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5)
+        except psycopg.OperationalError as e:
+            raise UserError(f"postgres: cannot connect to {hide_password(admin_dsn)}: {str(e).strip().splitlines()[0]}") from None
+        self.reader = reader
+
+    def stored_checksum(self, db_id):
+        row = self.conn.execute("SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = %s",
+                                (db_id.lower(),)).fetchone()
+        if row and row[0] and row[0].startswith("exesql "):
+            return row[0].split(" ", 1)[1]
+        return None
+
+    def load(self, src):
+        s = self.ident(src.db_id)
+        dropped = []
+        with self.conn.transaction():
+            self.conn.execute(f"DROP SCHEMA IF EXISTS {s} CASCADE")
+            self.conn.execute(f"CREATE SCHEMA {s}")
+            for t in src.tables:
+                cols = ", ".join(f"{self.ident(c.name)} {self.types[c.kind]}" for c in t.columns)
+                self.conn.execute(f"CREATE TABLE {s}.{self.ident(t.name)} ({cols})")
+                names = ", ".join(self.ident(c.name) for c in t.columns)
+                with self.conn.cursor().copy(f"COPY {s}.{self.ident(t.name)} ({names}) FROM STDIN") as cp:
+                    for row in zip(*[a.to_pylist() for a in t.data.columns]):
+                        cp.write_row(row)
+            dropped += self.add_keys(src, f"{s}.")
+            self.conn.execute(f"GRANT USAGE ON SCHEMA {s} TO {self.ident(self.reader)}")
+            self.conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {self.ident(self.reader)}")
+            self.conn.execute(f"COMMENT ON SCHEMA {s} IS 'exesql {src.checksum}'")
+        return dropped
+
+    def try_ddl(self, sql):
+        import psycopg
+
+        try:
+            with self.conn.transaction():
+                self.conn.execute(sql)
+        except psycopg.Error as e:
+            return str(e).strip().splitlines()[0]
+        return None
+
+    def read_table(self, db_id, table):
+        return self.conn.execute(f"SELECT * FROM {self.ident(db_id)}.{self.ident(table)}").fetchall()
+
+    def close(self):
+        self.conn.close()
+
+
+ENGINE = PostgresEngine
+TARGET = PostgresTarget

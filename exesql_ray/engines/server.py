@@ -4,6 +4,7 @@ one's rows are normalised and hashed (`pipelined`; one query in flight per conne
 
 from __future__ import annotations
 
+import sys
 import time
 from itertools import chain
 from typing import Any, ClassVar, Iterable, Iterator
@@ -20,6 +21,28 @@ class ServerEngine(Engine):
     and `pipelined = False` where the driver cannot stream."""
 
     pipelined: ClassVar[bool] = True
+
+    @classmethod
+    def from_config(cls, cfg, *, db_root=None, dsn: str | None = None) -> "ServerEngine":
+        """`cls(dsn, limits=, max_connections=, allow_writable=)` from `engines.<name>`."""
+        from exesql_ray.engines.base import Limits
+
+        server = getattr(cfg.engines, cls.name)
+        return cls(dsn or server.dsn, limits=Limits(timeout_s=cfg.execution.timeout_s, max_rows=cfg.execution.max_rows),
+                   max_connections=server.max_connections, allow_writable=cfg.engines.allow_writable_login)
+
+    @classmethod
+    def reader_user(cls, dsn: str) -> str | None:
+        """The user name in a DSN."""
+        raise NotImplementedError
+
+    @classmethod
+    def migration_target(cls, cfg, root=None):
+        """The module's `TARGET` with the admin login; the SELECT-only login that `dsn` names
+        is given read access to what it creates."""
+        server = getattr(cfg.engines, cls.name)
+        reader = (cls.reader_user(server.dsn) if server.dsn else None) or "exesql_reader"
+        return sys.modules[cls.__module__].TARGET(server.admin_dsn, reader)
 
     def _accept_login(self, what_it_can: str | None, dsn: str, allow_writable: bool) -> None:
         """Refuse a login that could change something, unless the user said they accept it."""

@@ -71,6 +71,8 @@ def _fetch(con, sql: str, cap: int):
 class SQLiteEngine(Engine):
     name = "sqlite"
     dialect = "sqlite"
+    display_name = "SQLite"
+    types = {"int": "INTEGER", "float": "REAL", "text": "TEXT", "blob": "BLOB"}
     error_classes = (
         (r"syntax error|incomplete input|unrecognized token|near \"", "syntax"),
         (r"no such table", "unknown_table"),
@@ -82,6 +84,12 @@ class SQLiteEngine(Engine):
         (r"not authorized|readonly", "permission"),
     )
     denied_functions = frozenset({"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"})
+
+    @classmethod
+    def from_config(cls, cfg, *, db_root=None, dsn=None) -> "SQLiteEngine":
+        if db_root is None:
+            raise UserError("sqlite needs a database folder (--db-root)")
+        return cls(db_root=db_root, limits=Limits(timeout_s=cfg.execution.timeout_s, max_rows=cfg.execution.max_rows))
 
     def __init__(self, db_root: str | Path | None = None, db_paths: dict[str, str] | None = None,
                  limits: Limits = Limits(), cache_mb: int = CACHE_MB):
@@ -208,3 +216,5 @@ class SQLiteEngine(Engine):
             con.close()
         cons.clear()
 
+
+ENGINE = SQLiteEngine

@@ -1,12 +1,8 @@
-"""Stage 1: SQLite gold → PostgreSQL / MySQL / DuckDB / Oracle, kept only when verified.
+"""The named rewrites: what sqlglot leaves for SQLite's meaning to hold on another engine.
 
-Translation is sqlglot with the database's schema (so it can qualify columns and type
-expressions: integer division, text-vs-number comparisons) plus small named rewrites for what
-sqlglot leaves, each a function over the sqlglot tree that declares the engines it is for.
-A translation counts only when it runs on the migrated database and returns the SQLite
-result under the one comparator; ties under ORDER BY … LIMIT are recognised, not loosened
-away (`verify`).
-"""
+Each is a pure function over the sqlglot tree. `REWRITES` fixes the order they run in; each
+engine class declares which it needs (`rewrites`) and the SQL text they write for it
+(`templates`), so an engine's translation reads in its own file."""
 
 from __future__ import annotations
 
@@ -17,84 +13,40 @@ from typing import Callable
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.optimizer.annotate_types import annotate_types
-from sqlglot.optimizer.qualify import qualify
-
-from exesql_ray.compare import CompareOptions, results_match
-from exesql_ray.engines.results import Execution
-
-DIALECTS = {"postgres": "postgres", "mysql": "mysql", "duckdb": "duckdb", "oracle": "oracle", "sqlite": "sqlite"}
-SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "text": "TEXT", "blob": "BLOB"}
 
 
-@dataclass(frozen=True)
-class Schema:
-    """Tables → columns → stored kind (int, float, text, blob), names lower-cased; and, from
-    SQLite's declared types, each column's affinity (integer, real, numeric, text, blob)."""
-
-    tables: dict[str, dict[str, str]]
-    affinity: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    def column_affinity(self, name: str) -> str | None:
-        """The affinity of columns called `name` when every table agrees on it."""
-        found = {cols[name] for cols in self.affinity.values() if name in cols}
-        return found.pop() if len(found) == 1 else None
-
-    def sqlglot_schema(self) -> dict:
-        return {t: {c: SQL_TYPES[k] for c, k in cols.items()} for t, cols in self.tables.items()}
-
-    @functools.cached_property
-    def columns(self) -> set[str]:
-        return {c for cols in self.tables.values() for c in cols}
-
-
-@functools.lru_cache(maxsize=512)
-def schema_of(db_path: str) -> Schema:
-    """Column kinds as migration chooses them (from the values actually stored)."""
-    from exesql_ray.engines.migrate import read_sqlite
-
-    import sqlite3
-
-    src = read_sqlite("_", db_path)
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        affinity = {t.name.lower(): {r[1].lower(): sqlite_affinity(r[2] or "")
-                                     for r in con.execute(f'PRAGMA table_info("{t.name}")')} for t in src.tables}
-    finally:
-        con.close()
-    return Schema({t.name.lower(): {c.name.lower(): c.kind for c in t.columns} for t in src.tables}, affinity)
-
-
-def sqlite_affinity(declared: str) -> str:
-    """SQLite's rules (datatype3.html, 3.1), in their order."""
-    t = declared.upper()
-    if "INT" in t:
-        return "integer"
-    if "CHAR" in t or "CLOB" in t or "TEXT" in t:
-        return "text"
-    if "BLOB" in t or not t:
-        return "blob"
-    if "REAL" in t or "FLOA" in t or "DOUB" in t:
-        return "real"
-    return "numeric"
+from exesql_ray.dialects import NUMBER_RX
+from exesql_ray.engines import engine_class
+from exesql_ray.schema import Schema
 
 
 @dataclass
 class Context:
+    """One translation: the target engine, the source schema, the rewrites that changed the tree."""
+
     engine: str
     schema: Schema
     applied: list[str] = field(default_factory=list)
+
+    @functools.cached_property
+    def declared(self):
+        return engine_class(self.engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.declared.dialect
+
+    @property
+    def templates(self) -> dict[str, str]:
+        """The engine's SQL text for what sqlglot has no node for (its class's `templates`)."""
+        return self.declared.templates
 
 
 @dataclass(frozen=True)
 class Rewrite:
     name: str
-    engines: frozenset[str]
     fn: Callable[[exp.Expression, Context], exp.Expression]
     stage: str = "typed"  # "raw": before sqlglot qualifies the tree; "typed": after
-
-
-ALL = frozenset({"postgres", "mysql", "duckdb", "oracle"})
 
 
 # ---------------------------------------------------------------- rewrites
@@ -102,7 +54,7 @@ ALL = frozenset({"postgres", "mysql", "duckdb", "oracle"})
 def _engine_expr(ctx: Context, template: str, **parts: exp.Expression) -> exp.Expression:
     """An engine-specific expression, written as text around sqlglot nodes (the shapes sqlglot
     has no node for: ordered aggregates, regex tests, date arithmetic)."""
-    d = DIALECTS[ctx.engine]
+    d = ctx.dialect
     return sqlglot.parse_one(template.format(**{k: v.sql(dialect=d) for k, v in parts.items()}), read=d)
 
 
@@ -172,7 +124,7 @@ def _numeric_text_compare(ctx: Context, cmp: exp.Expression, col: exp.Expression
     """`col <op> other` as SQLite runs it on a numeric-declared column holding some text."""
     op = _op_from(cmp, col)
     text_wins = "TRUE" if op in (">", ">=", "<>") else "FALSE"
-    template = _NUMERIC_TEXT_COMPARE[ctx.engine].replace("{op}", op).replace("{text}", text_wins)
+    template = ctx.templates["numeric_text_compare"].replace("{op}", op).replace("{text}", text_wins)
     return _engine_expr(ctx, template, x=col, n=other)
 
 
@@ -189,7 +141,7 @@ def text_number_comparison(tree: exp.Expression, ctx: Context) -> exp.Expression
             if not (literal or computed):
                 continue
             affinity = ctx.schema.column_affinity(col.name.lower())
-            if affinity in ("integer", "real", "numeric") and ctx.engine in _NUMERIC_TEXT_COMPARE:
+            if affinity in ("integer", "real", "numeric") and "numeric_text_compare" in ctx.templates:
                 # declared numeric, some values stored as text: numbers compare as numbers,
                 # and SQLite ranks any text above every number
                 cmp.replace(_numeric_text_compare(ctx, cmp, col, other))
@@ -219,18 +171,12 @@ def like_case_insensitive(tree: exp.Expression, ctx: Context) -> exp.Expression:
                           lambda like: exp.ILike(this=like.this, expression=like.expression))
 
 
-_JULIANDAY = {
-    "postgres": "(EXTRACT(EPOCH FROM CAST({x} AS TIMESTAMP)) / 86400.0 + 2440587.5)",
-    "duckdb": "(epoch(CAST({x} AS TIMESTAMP)) / 86400.0 + 2440587.5)",
-    "mysql": "(TO_DAYS({x}) + 1721059.5 + TIME_TO_SEC(CAST({x} AS DATETIME)) / 86400.0)",
-    "oracle": "(CAST({x} AS DATE) - DATE '-4712-01-01' + 0.5)",
-}
 
 
 def julianday(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """julianday(x): days since noon, 24 November 4714 BC, in each engine's date arithmetic."""
     return _rewrite_nodes(tree, ctx, "julianday", (exp.Anonymous,), lambda fn: (
-        _engine_expr(ctx, _JULIANDAY[ctx.engine], x=fn.expressions[0])
+        _engine_expr(ctx, ctx.templates["julianday"], x=fn.expressions[0])
         if fn.name.lower() == "julianday" and len(fn.expressions) == 1 else None))
 
 
@@ -241,17 +187,6 @@ def _inside_aggregate(node: exp.Expression) -> bool:
             return True
         p = p.parent
     return False
-
-
-# (for MIN, for MAX): the value of b on the row where e is smallest / largest (NULLs ignored)
-_ROW_OF_EXTREME = {
-    "postgres": ("(ARRAY_AGG({b} ORDER BY {e} ASC NULLS LAST))[1]", "(ARRAY_AGG({b} ORDER BY {e} DESC NULLS LAST))[1]"),
-    "duckdb": ("ARG_MIN({b}, {e})", "ARG_MAX({b}, {e})"),
-    # MySQL has no ordered aggregate returning a value: the first of an ordered GROUP_CONCAT
-    # (cast back to the column's type); rows without e go last, as SQLite's MIN/MAX skip them.
-    "mysql": ("SUBSTRING_INDEX(GROUP_CONCAT({b} ORDER BY {e} IS NULL, {e} ASC SEPARATOR '\x1f'), '\x1f', 1)",
-              "SUBSTRING_INDEX(GROUP_CONCAT({b} ORDER BY {e} IS NULL, {e} DESC SEPARATOR '\x1f'), '\x1f', 1)"),
-}
 
 
 def bare_columns_in_groups(tree: exp.Expression, ctx: Context) -> exp.Expression:
@@ -275,7 +210,8 @@ def bare_columns_in_groups(tree: exp.Expression, ctx: Context) -> exp.Expression
             scope_nodes.append(having.this)
         extremes = [a for e in select.expressions for a in e.find_all(exp.Max, exp.Min)
                     if a.find_ancestor(exp.Select) is select]
-        template = _ROW_OF_EXTREME.get(ctx.engine) if len(extremes) == 1 else None
+        template = ((ctx.templates["row_of_min"], ctx.templates["row_of_max"])
+                    if len(extremes) == 1 and "row_of_min" in ctx.templates else None)
         for node in scope_nodes:
             for col in list(node.find_all(exp.Column)):
                 if col.sql().lower() in keys or _inside_aggregate(col):
@@ -316,7 +252,6 @@ def integer_division(tree: exp.Expression, ctx: Context) -> exp.Expression:
     return tree
 
 
-_TRUNC = {"postgres": "TRUNC({x})", "duckdb": "TRUNC({x})", "mysql": "TRUNCATE({x}, 0)", "oracle": "TRUNC({x})"}
 
 
 def cast_to_integer_truncates(tree: exp.Expression, ctx: Context) -> exp.Expression:
@@ -324,7 +259,7 @@ def cast_to_integer_truncates(tree: exp.Expression, ctx: Context) -> exp.Express
     def truncated(cast):
         if (cast.to.this in exp.DataType.INTEGER_TYPES and not _is_integer(cast.this) and not _is_text(cast.this)
                 and not isinstance(cast.this, (exp.Predicate, exp.Not))):  # a condition is 0/1 already
-            return exp.Cast(this=_engine_expr(ctx, _TRUNC[ctx.engine], x=cast.this), to=cast.to.copy())
+            return exp.Cast(this=_engine_expr(ctx, ctx.templates["trunc"], x=cast.this), to=cast.to.copy())
         return None
 
     return _rewrite_nodes(tree, ctx, "cast_to_integer_truncates", (exp.Cast,), truncated)
@@ -390,11 +325,11 @@ def text_integer_columns(tree: exp.Expression, ctx: Context) -> exp.Expression:
         elif _is_text(l) and _is_integer(r) and not isinstance(r, exp.Literal):
             r.replace(as_text(r))
             changed = True
-        elif ctx.engine in _TEXT_IF_NUMBER and isinstance(l, exp.Column) and isinstance(r, exp.Column):
+        elif "text_if_number" in ctx.templates and isinstance(l, exp.Column) and isinstance(r, exp.Column):
             # a REAL column against a text one: SQLite reads the text as a number if it is one
             for num, txt in ((l, r), (r, l)):
                 if _is_numeric(num) and _is_text(txt):
-                    txt.replace(_engine_expr(ctx, _TEXT_IF_NUMBER[ctx.engine], x=txt))
+                    txt.replace(_engine_expr(ctx, ctx.templates["text_if_number"], x=txt))
                     changed = True
                     break
     for isin in list(tree.find_all(exp.In)):
@@ -414,33 +349,6 @@ def text_integer_columns(tree: exp.Expression, ctx: Context) -> exp.Expression:
     return tree
 
 
-# SQLite reads text as a number by its numeric prefix ('12abc' → 12, '2018-03-01' → 2018,
-# 'null' → 0), written per engine. POSIX classes rather than \s: MySQL strings eat backslashes.
-_NUMBER = r"[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?"
-_NUMBER_RX = r"^[[:space:]]*" + _NUMBER + r"[[:space:]]*$"  # the whole text is a number
-_PREFIX_RX = r"^[[:space:]]*(" + _NUMBER + ")"  # its numeric prefix, as group 1
-_TEXT_AS_NUMBER = {
-    "postgres": "CASE WHEN {x} IS NULL THEN NULL ELSE COALESCE(CAST(NULLIF(SUBSTRING({x} FROM '" + _PREFIX_RX
-                + "'), '') AS DOUBLE PRECISION), 0) END",
-    "duckdb": "CASE WHEN {x} IS NULL THEN NULL ELSE COALESCE(TRY_CAST(NULLIF(REGEXP_EXTRACT({x}, '" + _PREFIX_RX
-              + "', 1), '') AS DOUBLE), 0) END",
-    "oracle": "CASE WHEN {x} IS NULL THEN NULL ELSE COALESCE(TO_BINARY_DOUBLE({x} DEFAULT 0 ON CONVERSION ERROR), 0) END",
-}
-# A text value that is a whole number, as a number; other text NULL (it equals no number).
-_TEXT_IF_NUMBER = {
-    "postgres": "CASE WHEN {x} ~ '" + _NUMBER_RX + "' THEN CAST({x} AS DOUBLE PRECISION) END",
-    "duckdb": "TRY_CAST({x} AS DOUBLE)",
-}
-# `col <op> n` for a numeric-declared column holding some text ({op} and {text} filled first).
-# MySQL: REGEXP_INSTR, which MySQL 8 and MariaDB both have (sqlglot writes `x REGEXP p` as
-# REGEXP_LIKE, which MariaDB lacks).
-_NUMERIC_TEXT_COMPARE = {
-    "postgres": "(CASE WHEN {x} IS NULL THEN NULL WHEN {x} ~ '" + _NUMBER_RX + "' THEN CAST({x} AS DOUBLE PRECISION) {op} {n} ELSE {text} END)",
-    "duckdb": "(CASE WHEN {x} IS NULL THEN NULL WHEN TRY_CAST({x} AS DOUBLE) IS NOT NULL THEN TRY_CAST({x} AS DOUBLE) {op} {n} ELSE {text} END)",
-    "mysql": "(CASE WHEN {x} IS NULL THEN NULL WHEN REGEXP_INSTR({x}, '" + _NUMBER_RX + "') > 0 THEN CAST({x} AS DOUBLE) {op} {n} ELSE {text} END)",
-}
-
-
 def numeric_aggregates_over_text(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """avg/sum of a text column: SQLite reads the text as numbers (text that is none counts
     as 0); PostgreSQL/DuckDB refuse text."""
@@ -448,7 +356,7 @@ def numeric_aggregates_over_text(tree: exp.Expression, ctx: Context) -> exp.Expr
         if not _is_text(agg.this) or not isinstance(agg.this, exp.Column):
             return None
         new = agg.copy()
-        new.set("this", _engine_expr(ctx, _TEXT_AS_NUMBER[ctx.engine], x=agg.this))
+        new.set("this", _engine_expr(ctx, ctx.templates["text_as_number"], x=agg.this))
         return new
 
     return _rewrite_nodes(tree, ctx, "numeric_aggregates_over_text", (exp.Avg, exp.Sum), as_number)
@@ -522,7 +430,7 @@ def mysql_double_arithmetic(tree: exp.Expression, ctx: Context) -> exp.Expressio
     return tree
 
 
-_NUMBER_TEXT = re.compile(_NUMBER_RX.replace("[[:space:]]", r"\s"))  # the same test, in Python
+_NUMBER_TEXT = re.compile(NUMBER_RX.replace("[[:space:]]", r"\s"))  # the same test, in Python
 
 
 def number_column_vs_word(tree: exp.Expression, ctx: Context) -> exp.Expression:
@@ -552,7 +460,7 @@ def text_arithmetic(tree: exp.Expression, ctx: Context) -> exp.Expression:
         for side in (node.this, node.expression):
             # a text column, or strftime's text (BIRD: STRFTIME('%Y', a) - STRFTIME('%Y', b))
             if (isinstance(side, exp.Column) and _is_text(side)) or isinstance(side, exp.TimeToStr):
-                side.replace(_engine_expr(ctx, _TEXT_AS_NUMBER[ctx.engine], x=side))
+                side.replace(_engine_expr(ctx, ctx.templates["text_as_number"], x=side))
                 changed = True
     if changed:
         ctx.applied.append("text_arithmetic")
@@ -639,265 +547,25 @@ def mysql_binary_collation(tree: exp.Expression, ctx: Context) -> exp.Expression
     return tree
 
 
+# In the order they run; each engine class names those it needs (`rewrites`).
 REWRITES: tuple[Rewrite, ...] = (
-    Rewrite("double_quoted_strings", ALL, double_quoted_strings, stage="raw"),
-    Rewrite("extreme_row_without_group", ALL, extreme_row_without_group, stage="raw"),
-    Rewrite("text_number_comparison", ALL, text_number_comparison),
-    Rewrite("number_column_vs_word", frozenset({"postgres", "mysql", "duckdb"}), number_column_vs_word),
-    Rewrite("text_arithmetic", frozenset({"postgres", "duckdb"}), text_arithmetic),
-    Rewrite("single_group_order", ALL, single_group_order),
-    Rewrite("sum_of_conditions", frozenset({"postgres"}), sum_of_conditions),
-    Rewrite("text_integer_columns", frozenset({"postgres", "duckdb", "oracle"}), text_integer_columns),
-    Rewrite("numeric_aggregates_over_text", frozenset({"postgres", "duckdb", "oracle"}), numeric_aggregates_over_text),
-    Rewrite("like_case_insensitive", frozenset({"postgres", "duckdb"}), like_case_insensitive),
-    Rewrite("julianday", ALL, julianday),
-    Rewrite("integer_division", frozenset({"postgres"}), integer_division),
-    Rewrite("cast_to_integer_truncates", ALL, cast_to_integer_truncates),
-    Rewrite("bare_columns_in_groups", ALL, bare_columns_in_groups),
-    Rewrite("distinct_order_by_unselected", frozenset({"postgres", "duckdb", "oracle"}), distinct_order_by_unselected),
-    Rewrite("mysql_binary_strings", frozenset({"mysql"}), mysql_binary_strings),
-    Rewrite("mysql_double_arithmetic", frozenset({"mysql"}), mysql_double_arithmetic),
-    Rewrite("mysql_binary_collation", frozenset({"mysql"}), mysql_binary_collation),
-    Rewrite("minus_for_except", frozenset({"oracle"}), minus_for_except),
+    Rewrite("double_quoted_strings", double_quoted_strings, stage="raw"),
+    Rewrite("extreme_row_without_group", extreme_row_without_group, stage="raw"),
+    Rewrite("text_number_comparison", text_number_comparison),
+    Rewrite("number_column_vs_word", number_column_vs_word),
+    Rewrite("text_arithmetic", text_arithmetic),
+    Rewrite("single_group_order", single_group_order),
+    Rewrite("sum_of_conditions", sum_of_conditions),
+    Rewrite("text_integer_columns", text_integer_columns),
+    Rewrite("numeric_aggregates_over_text", numeric_aggregates_over_text),
+    Rewrite("like_case_insensitive", like_case_insensitive),
+    Rewrite("julianday", julianday),
+    Rewrite("integer_division", integer_division),
+    Rewrite("cast_to_integer_truncates", cast_to_integer_truncates),
+    Rewrite("bare_columns_in_groups", bare_columns_in_groups),
+    Rewrite("distinct_order_by_unselected", distinct_order_by_unselected),
+    Rewrite("mysql_binary_strings", mysql_binary_strings),
+    Rewrite("mysql_double_arithmetic", mysql_double_arithmetic),
+    Rewrite("mysql_binary_collation", mysql_binary_collation),
+    Rewrite("minus_for_except", minus_for_except),
 )
-
-
-# ---------------------------------------------------------------- translation
-
-@dataclass
-class Translation:
-    sql: str | None
-    method: str  # gold (as written) | sqlglot | rules
-    applied: list[str] = field(default_factory=list)
-    error: str | None = None
-
-
-def transpile_plain(sqlite_sql: str, engine: str) -> Translation:
-    """The baseline: sqlglot alone, no schema."""
-    try:
-        return Translation(sqlglot.transpile(sqlite_sql, read="sqlite", write=DIALECTS[engine])[0], "sqlglot")
-    except Exception as e:  # sqlglot's ParseError, TokenError, UnsupportedError …
-        return Translation(None, "sqlglot", error=f"sqlglot: {str(e).splitlines()[0][:300]}")
-
-
-def _unqualified(tree: exp.Expression) -> exp.Expression:
-    """The qualified tree written the way the gold was: without the names qualify adds
-    (`students AS students`, `name AS name`, `COUNT(*) AS _col_0`) and, where the query
-    reads one table, without table prefixes on its columns."""
-    tables = list(tree.find_all(exp.Table))
-    for t in tables:
-        if t.alias and t.alias.lower() == t.name.lower():
-            t.set("alias", None)
-    for a in list(tree.find_all(exp.Alias)):
-        inner = a.this
-        if a.alias.startswith("_col_") or (isinstance(inner, exp.Column) and inner.name.lower() == a.alias.lower()):
-            a.replace(inner)
-    if len(tables) == 1:
-        for c in tree.find_all(exp.Column):
-            c.set("table", None)
-    return tree
-
-
-def translate_rules(sqlite_sql: str, engine: str, schema: Schema) -> Translation:
-    """sqlglot with the schema plus the named rewrites for `engine` (qualified)."""
-    return rule_translations(sqlite_sql, engine, schema)[-1]
-
-
-def rule_translations(sqlite_sql: str, engine: str, schema: Schema) -> list[Translation]:
-    """The rewrites' output in two forms from one parse: without the qualification they need
-    (`_unqualified`), then qualified. One error record when the rewrites fail."""
-    ctx = Context(engine, schema)
-    dialect = DIALECTS[engine]
-    try:
-        tree = sqlglot.parse_one(sqlite_sql, read="sqlite")
-        for rw in REWRITES:
-            if rw.stage == "raw" and engine in rw.engines:
-                tree = rw.fn(tree, ctx)
-        try:
-            tree = qualify(tree, schema=schema.sqlglot_schema(), dialect="sqlite", validate_qualify_columns=False,
-                           quote_identifiers=False, identify=False)
-        except Exception:  # an unknown table or column: translate unqualified, let the engine say
-            ctx.applied.append("unqualified")
-        tree = annotate_types(tree, schema=schema.sqlglot_schema(), dialect="sqlite")
-        for rw in REWRITES:
-            if rw.stage == "typed" and engine in rw.engines:
-                tree = rw.fn(tree, ctx)
-        method = "rules" if [a for a in ctx.applied if a != "unqualified"] else "sqlglot"
-        out = []
-        for form in (_unqualified(tree.copy()), tree):
-            sql = form.sql(dialect=dialect)
-            if engine == "oracle" and "minus_for_except" in ctx.applied:
-                sql = _oracle_minus(form)
-            out.append(Translation(sql, method, list(ctx.applied)))
-        return out
-    except Exception as e:
-        return [Translation(None, "rules", ctx.applied, error=f"{type(e).__name__}: {str(e).splitlines()[0][:300]}")]
-
-
-def translation_candidates(sqlite_sql: str, engine: str, schema: Schema) -> list[Translation]:
-    """What stage 1 tries, in order, keeping the first that verifies: the gold as written
-    (`gold`), sqlglot's transpilation of it (`sqlglot`: the dialect's spelling, the gold's own
-    shape), then sqlglot with the schema and the rewrites (`rules`), written without the
-    qualification they need and then, last, qualified: every column named with its table,
-    which the model would otherwise learn to write. Identical texts are tried once."""
-    as_written = sqlite_sql.strip().rstrip(";").rstrip()
-    out, seen = [], set()
-    for tr in (Translation(as_written, "gold"), transpile_plain(sqlite_sql, engine),
-               *rule_translations(sqlite_sql, engine, schema)):
-        if tr.sql is None or tr.sql not in seen:
-            out.append(tr)
-            seen.add(tr.sql)
-    return out
-
-
-def _oracle_minus(tree: exp.Expression) -> str:
-    """Oracle's own word for EXCEPT. sqlglot's generator cannot be subclassed when compiled
-    (sqlglotc), so the EXCEPT keyword tokens of its output are replaced — tokens, never text
-    inside strings or quoted names."""
-    sql = tree.sql(dialect="oracle")
-    from sqlglot.tokens import TokenType
-
-    for tok in reversed(sqlglot.Dialect.get_or_raise("oracle").tokenize(sql)):
-        if tok.token_type == TokenType.EXCEPT:
-            sql = sql[:tok.start] + "MINUS" + sql[tok.end + 1:]
-    return sql
-
-
-# ---------------------------------------------------------------- verification
-
-def _limited_select(sql: str, dialect: str):
-    try:
-        tree = sqlglot.parse_one(sql, read=dialect)
-    except Exception:
-        return None, None
-    node = tree
-    while isinstance(node, exp.Subquery):
-        node = node.this
-    if not isinstance(node, exp.Select) or not node.args.get("order"):
-        return None, None
-    return tree, node
-
-
-def tie_probes(sql: str, dialect: str) -> tuple[str, str] | None:
-    """(the query without LIMIT/OFFSET, the query selecting only its sort keys, LIMIT kept)."""
-    tree, node = _limited_select(sql, dialect)
-    if tree is None:
-        return None
-    aliases = {e.alias.lower(): e.this for e in node.expressions if isinstance(e, exp.Alias)}
-    keys = []
-    for o in node.args["order"].expressions:
-        k = o.this
-        if isinstance(k, exp.Column) and not k.table and k.name.lower() in aliases:
-            k = aliases[k.name.lower()]
-        if isinstance(k, exp.Literal):  # ORDER BY 2: the second output column
-            try:
-                k = node.expressions[int(k.this) - 1]
-                k = k.this if isinstance(k, exp.Alias) else k
-            except (ValueError, IndexError):
-                return None
-        keys.append(k.copy())
-    keyed = node.copy()
-    keyed.set("expressions", keys)
-    # order by the resolved keys too: an ORDER BY that named an output alias would no longer resolve
-    keyed.set("order", exp.Order(expressions=[
-        exp.Ordered(this=k.copy(), desc=o.args.get("desc"), nulls_first=o.args.get("nulls_first"))
-        for k, o in zip(keys, node.args["order"].expressions)]))
-    keyed.set("distinct", node.args.get("distinct"))
-    full = tree.copy()
-    fnode = full
-    while isinstance(fnode, exp.Subquery):
-        fnode = fnode.this
-    fnode.set("limit", None)
-    fnode.set("offset", None)
-    return full.sql(dialect=dialect), keyed.sql(dialect=dialect)
-
-
-def verify(gold: Execution, pred: Execution, gold_sql: str, pred_sql: str, *, run_gold, run_pred, engine: str,
-           opts: CompareOptions = CompareOptions()) -> tuple[str, str | None]:
-    """(verdict, note): verified | executes_mismatch | error.
-
-    Results that differ only in how ties under ORDER BY (… LIMIT) were broken are verified
-    with note 'tie': without the LIMIT both return the same rows, and both return the same
-    sequence of sort-key values. A wrong sort direction or key fails the second check; the
-    comparator itself is not loosened."""
-    if pred.status != "ok":
-        return "error", pred.error_class
-    if gold.status != "ok":
-        return "error", "gold failed"
-    if results_match(gold.rows, pred.rows, gold_sql=gold_sql, opts=opts):
-        return "verified", None
-    g, p = tie_probes(gold_sql, "sqlite"), tie_probes(pred_sql, DIALECTS[engine])
-    if g and p and len(gold.rows) == len(pred.rows):
-        g_full, p_full = run_gold(g[0]), run_pred(p[0])
-        g_keys, p_keys = run_gold(g[1]), run_pred(p[1])
-        bag = CompareOptions(rows=opts.rows, order="ignore", column_order=opts.column_order, float_tol=opts.float_tol)
-        in_order = CompareOptions(rows=opts.rows, order="strict", column_order=True, float_tol=opts.float_tol)
-        if (all(x.status == "ok" and not x.truncated for x in (g_full, p_full, g_keys, p_keys))
-                and results_match(g_full.rows, p_full.rows, opts=bag)
-                and results_match(g_keys.rows, p_keys.rows, opts=in_order)):
-            return "verified", "tie"
-    return "executes_mismatch", None
-
-
-# ---------------------------------------------------------------- one example, with repair
-
-TRANSLATION_FIELDS = ("id", "db_id", "dialect", "sqlite_sql", "sql", "method", "attempts", "verdict",
-                      "error_class", "error", "note")
-
-
-def _feedback(pred: Execution, gold: Execution, limit: int = 5) -> str:
-    if pred.status != "ok":
-        return f"{pred.status}: {pred.error}"
-    g, p = (gold.rows or [])[:limit], (pred.rows or [])[:limit]
-    return (f"It ran but returned a different result: {pred.row_count} rows, first {p!r}; "
-            f"the SQLite query returns {gold.row_count} rows, first {g!r}.")
-
-
-def translate_example(ex, engine: str, sqlite_exec, target_exec, *, backend=None, max_rounds: int = 3,
-                      opts: CompareOptions = CompareOptions()) -> dict:
-    """One record per (example, engine). Rules first; on error or mismatch, up to
-    `max_rounds` repair rounds, each shown the schema, question, SQLite query, failing
-    translation and the engine's error or a short result diff."""
-    from exesql_ray.prompts import extract_sql, repair_prompt
-
-    rec = {k: None for k in TRANSLATION_FIELDS}
-    rec.update(id=ex.id, db_id=ex.db_id, dialect=engine, sqlite_sql=ex.sqlite_sql, attempts=0)
-    gold = sqlite_exec.execute_sql(ex.db_id, ex.sqlite_sql)
-    if gold.status != "ok":
-        rec.update(verdict="gold_error", error=gold.error, error_class=gold.error_class)
-        return rec
-    schema = schema_of(ex.db_path)
-
-    def judge(sql: str):
-        pred = target_exec.execute_sql(ex.db_id, sql)
-        v, note = verify(gold, pred, ex.sqlite_sql, sql, run_gold=lambda q: sqlite_exec.execute_sql(ex.db_id, q),
-                         run_pred=lambda q: target_exec.execute_sql(ex.db_id, q), engine=engine, opts=opts)
-        return pred, v, note
-
-    # the last candidate (rules) is what repair starts from when none verifies
-    for tr in translation_candidates(ex.sqlite_sql, engine, schema):
-        rec.update(method=tr.method, sql=tr.sql, attempts=1)
-        if tr.sql is None:
-            pred, verdict, note = Execution("error", error_class="syntax", error=tr.error), "error", None
-        else:
-            pred, verdict, note = judge(tr.sql)
-        if verdict == "verified":
-            break
-    current = tr.sql or ex.sqlite_sql
-    rounds = 0
-    while verdict != "verified" and backend is not None and rounds < max_rounds:
-        rounds += 1
-        prompt = repair_prompt(engine=engine, schema=schema, question=ex.question, sqlite_sql=ex.sqlite_sql,
-                               failing_sql=current, feedback=_feedback(pred, gold))
-        candidate = extract_sql(backend.complete([prompt])[0])
-        rec["attempts"] += 1
-        if not candidate:
-            continue
-        current = candidate
-        pred, verdict, note = judge(candidate)
-        rec.update(method="llm", sql=candidate)
-    rec.update(verdict=verdict, note=note)
-    if verdict != "verified":
-        rec.update(error_class=pred.error_class if pred.status != "ok" else "mismatch",
-                   error=pred.error if pred.status != "ok" else _feedback(pred, gold)[:500])
-    return rec
