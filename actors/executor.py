@@ -1,7 +1,7 @@
 """Executor actors: one engine's pool and cache per actor, fed by Ray Data `map_batches`.
 
-`execute_dataset(ds, engine, cfg)` adds the execution record to every row of `ds` (input
-columns pass through). Ray Data runs `ExecuteBatch` in an actor pool of
+`controller.sample.execute_dataset(ds, engine, cfg)` adds the execution record to every row
+of `ds` (input columns pass through). Ray Data runs `ExecuteBatch` in an actor pool of
 `execution.actors[engine]` actors; Ray Data's `max_restarts=-1` with `max_task_retries=-1` means a
 crashed actor is restarted and the batch it held is run again from its input, so every input
 row still yields exactly one record (a batch's output is emitted only once it completes).
@@ -83,23 +83,3 @@ class ExecuteBatch:
         passthrough = [f for f in batch.schema if f.name not in RECORD_TYPES]
         schema = pa.schema(passthrough + [pa.field(k, RECORD_TYPES[k]) for k in RECORD_FIELDS])
         return pa.Table.from_pylist(out, schema=schema)
-
-
-def execute_dataset(ds, engine: str, cfg: Config, db_root: str | None = None, labels: dict | None = None):
-    """`ds` with the execution record of each row on `engine` (rows need id, db_id, sql);
-    `labels` ({"stage": …, "iteration": …}) tag the actors' metrics."""
-    from ray.data import ActorPoolStrategy
-
-    ex = cfg.execution
-    return ds.map_batches(
-        ExecuteBatch,
-        fn_constructor_kwargs={"engine": engine, "config": cfg.model_dump(mode="json"),
-                               "db_root": None if db_root is None else str(db_root), "labels": labels},
-        batch_size=ex.batch_size,
-        batch_format="pyarrow",
-        compute=ActorPoolStrategy(size=ex.actors.get(engine, 1)),
-        num_cpus=ex.actor_num_cpus.get(engine, 0.25),
-        # Ray Data's actor pool already runs actors with max_restarts=-1 and
-        # max_task_retries=-1 (ray 2.60, ActorPoolMapOperator); passing them as extra remote
-        # args is deprecated. tests/test_executor_actors.py kills an actor to hold it to that.
-    )

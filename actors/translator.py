@@ -1,5 +1,5 @@
-"""Translator actors: Ray Data `map_batches` over planned shards; each actor keeps its
-executors (SQLite + target engines) across shards. A restarted actor redoes only shards not
+"""Translator actors: Ray Data `map_batches` over planned shards (`controller/translate.py`);
+each actor keeps its executors (SQLite + target engines) across shards. A restarted actor redoes only shards not
 yet written (a shard is written whole, atomically)."""
 
 from __future__ import annotations
@@ -16,16 +16,3 @@ class TranslateShards:
         outs = [self.worker(ShardTask(engine=e, path=p, examples=list(x)))
                 for e, p, x in zip(batch["engine"], batch["path"], batch["examples"])]
         return {k: [o[k] for o in outs] for k in ("path", "engine", "examples", "written")}
-
-
-def translate_on_ray(cfg: Config, plan) -> list[dict]:
-    import ray
-
-    if not plan.tasks:
-        return []
-    rows = [{"engine": t.engine, "path": t.path, "examples": t.examples} for t in plan.tasks]
-    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-    out = ds.map_batches(TranslateShards, fn_constructor_kwargs={"config": cfg.model_dump(mode="json"),
-                                                                "db_root": plan.db_root},
-                         batch_size=1, batch_format="numpy", concurrency=cfg.translate.workers, num_cpus=1)
-    return out.take_all()

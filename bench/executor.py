@@ -59,7 +59,7 @@ def setup_servers() -> dict:
 
 def migrate(engine: str, force: bool) -> float:
     t0 = time.perf_counter()
-    args = [sys.executable, "-m", "exesql_ray", "db", "migrate", "--dataset", "spider", "--path",
+    args = [sys.executable, "-m", "controller", "db", "migrate", "--dataset", "spider", "--path",
             str(DATA / "spider"), "--engine", engine, f"run_dir={RUN}"] + (["--force"] if force else [])
     r = subprocess.run(args, capture_output=True, text=True)
     if r.returncode != 0:
@@ -413,7 +413,7 @@ def ray_actors(queries, n_actors: int) -> tuple[float, float]:
     two of them start at once on these 2 cores) is not counted as execution."""
     import ray
 
-    from actors.executor import execute_dataset
+    from controller.sample import execute_dataset
     from exesql_ray.config import load_config
 
     cfg = load_config(None, [f"run_dir={RUN}", "execution.cache=false", "execution.batch_size=128",

@@ -82,7 +82,7 @@ def ours_tokens_per_s(cfg, rows_from: Path) -> float:
     import shutil
 
     from exesql_ray.config import load_config
-    from exesql_ray.train import run_training
+    from controller.train import run_training
 
     run = Path(cfg.run_dir) / "bench" / "ours"
     shutil.rmtree(run, ignore_errors=True)
@@ -160,10 +160,10 @@ def main() -> None:
     memory = PeakMemory()
 
     from actors.generator import start_generators
-    from actors.pipeline import run_pipeline
-    from actors.sampler import run_eval_stage
+    from controller.pipeline import run_pipeline
+    from controller.sample import run_eval_stage
     from bench.executor import setup_servers
-    from exesql_ray.cli import local_ray
+    from controller.ray_start import local_ray
     from exesql_ray.config import load_config
     from exesql_ray.evaluate import gain_intervals, gains
     from exesql_ray.models import ensure_embedded

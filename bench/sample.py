@@ -59,7 +59,8 @@ def setup(extra: list[str] | tuple[str, ...] = ()):
     from exesql_ray.data import load_dataset
     from exesql_ray.engines.migrate import migrate_dbs, open_target
     from exesql_ray.tinymodel import build_for_run
-    from exesql_ray.translate_stage import run_translate
+    from controller.ray_start import local_ray
+    from controller.translate import run_translate_stage
 
     setup_servers()
     cfg = bench_config(extra)
@@ -72,7 +73,8 @@ def setup(extra: list[str] | tuple[str, ...] = ()):
         finally:
             t.close()
     build_for_run(bench_config(), RUN / "model" / "tiny")  # a no-op once built
-    run_translate(cfg, progress=lambda m: None)
+    local_ray()
+    run_translate_stage(cfg, progress=lambda m: None)
     return cfg
 
 
@@ -85,8 +87,8 @@ def timed(fn):
 def stage_vs_parts(cfg, gen) -> dict:
     import ray
 
-    from actors.executor import execute_dataset
-    from actors.sampler import candidates_dataset, sample_on_ray
+    from controller.sample import execute_dataset
+    from controller.sample import candidates_dataset, sample_on_ray
     from exesql_ray.sample_stage import plan_sampling
 
     best = {"generation": 1e9, "execution": 1e9, "stage": 1e9}

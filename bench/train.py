@@ -29,9 +29,9 @@ RUNS = {"ddp_1": ["train.num_workers=1"], "ddp_2": ["train.num_workers=2"],
 def main() -> None:
     import ray
 
-    from actors.sampler import run_sample_stage
+    from controller.sample import run_sample_stage
     from bench.sample import RUN, bench_config, setup
-    from exesql_ray.train import run_training
+    from controller.train import run_training
 
     cfg = setup([f"model.path={RUN / 'model' / 'tiny'}"])
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,

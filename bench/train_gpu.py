@@ -2,7 +2,7 @@
 
     python bench/train_gpu.py          # on a machine with a CUDA GPU
 
-It checks the GPU path of stage 3 (`exesql_ray.train.run_training`: TorchTrainer, NCCL, TRL's
+It checks the GPU path of stage 3 (`controller.train.run_training`: TorchTrainer, NCCL, TRL's
 SFT and DPO trainers, ZeRO-3 partitioning and the 16-bit gather at save) and measures it.
 Data: what bench/sample.py left in .run/bench-sample (the verified translations and best-of-8
 samples of its first Spider dev questions; BENCH_RUN elsewhere). Model: nothing is downloaded,
@@ -58,7 +58,7 @@ def main() -> None:
     import torch
 
     from bench.sample import bench_config
-    from exesql_ray.train import run_training
+    from controller.train import run_training
 
     if not torch.cuda.is_available():
         sys.exit("bench/train_gpu.py: no CUDA GPU visible (torch.cuda.is_available() is False)")

@@ -36,7 +36,7 @@ def setup() -> None:
         k, _, v = line[len("export "):].partition("=")
         os.environ[k] = v.strip("'")
     for engine in ENGINES:
-        r = subprocess.run([sys.executable, "-m", "exesql_ray", "db", "migrate", "--dataset", "spider", "--path",
+        r = subprocess.run([sys.executable, "-m", "controller", "db", "migrate", "--dataset", "spider", "--path",
                             str(DATA / "spider"), "--engine", engine, f"run_dir={RUN}"], capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"migration into {engine} failed:\n{r.stdout}{r.stderr}")

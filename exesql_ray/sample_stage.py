@@ -1,6 +1,6 @@
 """Stage 2, the pure part: which questions to sample (`plan_sampling`), how completions become
 candidate rows (`explode`), how finished rows land as shards (`ShardWriter`), and the stage
-summary with D_Valid / D_Neg (`summarize_sampling`). `actors/sampler.py` streams the rows
+summary with D_Valid / D_Neg (`summarize_sampling`). `controller/sample.py` streams the rows
 through generator replicas and executor actors on Ray Data.
 
 A shard is `sample.shard_size` questions of one engine, × N candidates, written whole and

@@ -1,14 +1,13 @@
 """The translation stage: every example × target engine → a verdict record; verified rows
 are D_Trans. Work is planned as shards (`plan`), each translated whole and written atomically
-to `<run_dir>/translate/<engine>/part-NNNNN.parquet`, so a re-run skips finished shards. The
-same `translate_shard` runs in this process (`run_translate`) or in Ray actors
-(`actors/translator.py`, `jobs/translate.py`)."""
+to `<run_dir>/translate/<engine>/part-NNNNN.parquet`, so a re-run skips finished shards.
+`ShardTranslator` does one shard; the runner (`controller/translate.py`) runs it in Ray actors
+(`actors/translator.py`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -120,18 +119,3 @@ def summarize(p: Plan, seconds: float) -> dict:
     (p.root / "summary.json").parent.mkdir(parents=True, exist_ok=True)
     (p.root / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
-
-
-def run_translate(cfg: Config, progress=print) -> dict:
-    """In this process (the quickstart); `jobs/translate.py` runs the same shards on Ray."""
-    t0 = time.time()
-    p = plan(cfg)
-    if p.tasks:
-        worker = ShardTranslator(cfg, p.db_root)
-        try:
-            for task in p.tasks:
-                out = worker(task)
-                progress(f"translate {task.engine}: {Path(task.path).name} ({out['examples']} examples)")
-        finally:
-            worker.close()
-    return summarize(p, time.time() - t0)

@@ -5,7 +5,7 @@
 
 Migrate, translate, iteration 0 (SFT on the translations), then `pipeline.iterations` rounds
 of sample → SFT → DPO, EX after each, and the report. A re-submitted job skips every
-finished stage (actors/pipeline.py). scripts/job_submit_check.sh does this against a local
+finished stage (controller/pipeline.py). scripts/job_submit_check.sh does this against a local
 head node.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exesql_ray.cli import main  # noqa: E402
+from controller.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(["run", *sys.argv[1:]]))

@@ -76,7 +76,7 @@ def stop_cli(proc, interrupt: bool) -> None:
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "exesql_ray", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "controller", *args], capture_output=True, text=True,
                           cwd=cwd or ROOT)
 
 
@@ -203,17 +203,17 @@ def run_config(run_dir: Path, synth_data, tiny, *extra: str):
 
 
 @pytest.fixture(scope="session")
-def translated_run(db_servers, migrated_synth, synth_data, tiny):
+def translated_run(ray_local, db_servers, migrated_synth, synth_data, tiny):
     """A run folder after stage 1 on the first 48 train questions: D_Trans for 3 engines."""
     import shutil
 
-    from exesql_ray.translate_stage import run_translate
+    from controller.translate import run_translate_stage
 
     run = ROOT / ".run" / "test-run"
     shutil.rmtree(run, ignore_errors=True)
     shutil.copytree(ROOT / ".run" / "test-synth" / "duckdb", run / "duckdb")
     cfg = run_config(run, synth_data, tiny, "translate.splits=[train]")
-    summary = run_translate(cfg, progress=lambda m: None)
+    summary = run_translate_stage(cfg, progress=lambda m: None)
     assert all(e["verified_share"] > 0.9 for e in summary["engines"].values()), summary
     return run
 
@@ -221,7 +221,7 @@ def translated_run(db_servers, migrated_synth, synth_data, tiny):
 @pytest.fixture(scope="session")
 def sampled_run(ray_local, translated_run, synth_data, tiny):
     """Stage 2, iteration 0, on that run: (config, summary)."""
-    from actors.sampler import run_sample_stage
+    from controller.sample import run_sample_stage
 
     cfg = run_config(translated_run, synth_data, tiny)
     return cfg, run_sample_stage(cfg, 0, progress=lambda m: None)

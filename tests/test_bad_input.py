@@ -22,7 +22,7 @@ def _execute(tmp_path, rows, *extra, raw: bytes | None = None, name="in.jsonl", 
     else:
         inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / output if not os.path.isabs(output) else output
-    r = subprocess.run([sys.executable, "-m", "exesql_ray", "execute", "--engine", "sqlite", "--db-root", DB_ROOT,
+    r = subprocess.run([sys.executable, "-m", "controller", "execute", "--engine", "sqlite", "--db-root", DB_ROOT,
                         "--input", str(inp), "--output", str(out), *extra], cwd=ROOT, capture_output=True,
                        text=True, preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
     return r, out
@@ -84,12 +84,12 @@ def test_input_without_a_sql_column_says_what_it_found(tmp_path, db_id):
 
 def test_data_export_output_feeds_execute(tmp_path, synth_data):
     exported = tmp_path / "synth.parquet"
-    r = subprocess.run([sys.executable, "-m", "exesql_ray", "data", "export", "--dataset", "synth", "--path",
+    r = subprocess.run([sys.executable, "-m", "controller", "data", "export", "--dataset", "synth", "--path",
                         str(synth_data), "--split", "dev", "--out", str(exported)], cwd=ROOT, capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stderr
     out = tmp_path / "out.jsonl"
-    r = subprocess.run([sys.executable, "-m", "exesql_ray", "execute", "--engine", "sqlite", "--db-root",
+    r = subprocess.run([sys.executable, "-m", "controller", "execute", "--engine", "sqlite", "--db-root",
                         str(synth_data / "database"), "--input", str(exported), "--output", str(out),
                         "--sql-column", "sqlite_sql"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -150,7 +150,7 @@ def test_a_broken_sqlite_file_gives_infra_error_not_a_verdict(tmp_path, synth_da
                  "sql": "SELECT * FROM (SELECT name FROM sqlite_master) a, (SELECT name FROM sqlite_master) b"})
     inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    r = subprocess.run([sys.executable, "-m", "exesql_ray", "execute", "--engine", "sqlite", "--db-root", str(root),
+    r = subprocess.run([sys.executable, "-m", "controller", "execute", "--engine", "sqlite", "--db-root", str(root),
                         "--input", str(inp), "--output", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     recs = {x["id"]: x for x in map(json.loads, out.read_text().splitlines())}
@@ -165,7 +165,7 @@ def test_a_login_that_could_write_is_refused_unless_accepted(tmp_path, db_server
     db = sorted(migrated_synth)[0]
     inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     inp.write_text(json.dumps({"id": "a", "db_id": db, "sql": "SELECT 1"}) + "\n")
-    args = [sys.executable, "-m", "exesql_ray", "execute", "--engine", engine, "--dsn", db_servers[admin],
+    args = [sys.executable, "-m", "controller", "execute", "--engine", engine, "--dsn", db_servers[admin],
             "--input", str(inp), "--output", str(out)]
     env = {**os.environ, **db_servers}
     r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env)

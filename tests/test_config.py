@@ -72,10 +72,10 @@ def test_no_password_is_shown_or_stored(monkeypatch, tmp_path: Path):
     import subprocess
     import sys
 
-    from actors.pipeline import pin_config
+    from controller.pipeline import pin_config
 
     env = {**os.environ, "EXESQL_PG_DSN": "postgresql://reader:s3cret-pg@127.0.0.1:5/exesql"}
-    r = subprocess.run([sys.executable, "-m", "exesql_ray", "config", "show",
+    r = subprocess.run([sys.executable, "-m", "controller", "config", "show",
                         "engines.mysql.dsn=mysql://reader:s3cret-my@127.0.0.1:3/"], cwd=ROOT, env=env,
                        capture_output=True, text=True)
     assert r.returncode == 0 and "s3cret" not in r.stdout, r.stdout

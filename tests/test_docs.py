@@ -7,7 +7,7 @@ import shlex
 from pydantic import BaseModel
 
 from conftest import ROOT
-from exesql_ray.cli import build_parser
+from controller.cli import build_parser
 from exesql_ray.config import Config
 
 
@@ -63,3 +63,29 @@ def test_readme_commands_parse():
             continue
         args = [a for a in shlex.split(line)[1:]]
         parser.parse_args([a if a != "C" else "configs/quickstart.yaml" for a in args])
+
+
+def test_the_library_imports_neither_the_controller_nor_the_actors():
+    """exesql_ray/ is pure logic: the app (controller/, actors/, jobs/) builds on it, never the
+    other way round."""
+    import ast
+
+    for path in (ROOT / "exesql_ray").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert name.split(".")[0] not in ("actors", "controller", "jobs"), \
+                    f"{path.relative_to(ROOT)} imports {name}"
+
+
+def test_actors_holds_only_actors():
+    """actors/ defines classes (Ray actors and Ray Data callables) and the helpers that start
+    them; the stage runners live in controller/."""
+    import ast
+
+    for path in (ROOT / "actors").glob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef):
+                assert node.name.startswith("_") or node.name in ("start_generators", "cpu_env"), \
+                    f"{path.relative_to(ROOT)} defines {node.name}: a runner belongs in controller/"

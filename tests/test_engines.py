@@ -207,7 +207,7 @@ def test_unreachable_postgres_is_one_line_at_once(tmp_path):
     inp = tmp_path / "in.jsonl"
     inp.write_text(json.dumps({"id": "a", "db_id": "x", "sql": "SELECT 1"}) + "\n")
     t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "exesql_ray", "execute", "--engine", "postgres", "--dsn",
+    r = subprocess.run([sys.executable, "-m", "controller", "execute", "--engine", "postgres", "--dsn",
                         "host=127.0.0.1 port=1 user=u password=s3cret dbname=x", "--input", str(inp),
                         "--output", str(tmp_path / "out.jsonl")], capture_output=True, text=True)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr

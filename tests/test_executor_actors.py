@@ -6,7 +6,7 @@ import threading
 import time
 
 
-from actors.executor import execute_dataset
+from controller.sample import execute_dataset
 
 
 def _rows(n: int, sql: str = "SELECT count(*) FROM orders WHERE order_id < {i}"):

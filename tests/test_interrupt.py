@@ -32,7 +32,7 @@ def test_sigint_stops_execute_without_a_false_verdict(engine, migrated_synth, db
                            for i in range(ROWS)))
     out = tmp_path / "out.jsonl"
     root = {"sqlite": [".run/test-synth/data/database"], "duckdb": [".run/test-synth/duckdb"]}.get(engine)
-    args = [sys.executable, "-m", "exesql_ray", "execute", "--engine", engine, "--input", str(inp), "--output",
+    args = [sys.executable, "-m", "controller", "execute", "--engine", engine, "--input", str(inp), "--output",
             str(out), "--timeout-s", "30", "--no-cache", *(["--db-root", root[0]] if root else [])]
     proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **db_servers}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)

@@ -47,7 +47,7 @@ def _counts(run) -> dict:
 
 @pytest.fixture(scope="module")
 def uninterrupted(ray_local, migrated_synth, synth_data, tiny, tmp_path_factory):
-    from actors.pipeline import run_pipeline
+    from controller.pipeline import run_pipeline
 
     run = tmp_path_factory.mktemp("pipeline") / "run"
     cfg = run_config(run, synth_data, tiny, *PIPELINE)
@@ -55,7 +55,7 @@ def uninterrupted(ray_local, migrated_synth, synth_data, tiny, tmp_path_factory)
 
 
 def test_one_iteration_end_to_end_then_rerun_is_a_noop(uninterrupted):
-    from actors.pipeline import run_pipeline
+    from controller.pipeline import run_pipeline
 
     cfg, run, m = uninterrupted
     assert list(m["stages"]) == STAGES
@@ -102,7 +102,7 @@ def test_report_of_several_runs_has_the_engines_by_datasets_table(uninterrupted,
 
 
 def test_a_changed_result_setting_is_refused_on_resume(uninterrupted):
-    from actors.pipeline import run_pipeline
+    from controller.pipeline import run_pipeline
     from exesql_ray.errors import UserError
 
     cfg, run, _ = uninterrupted
@@ -128,7 +128,7 @@ def test_interrupted_mid_sampling_and_killed_mid_training_resumes_to_the_same_co
                                                                         tmp_path):
     _, ref_run, _ = uninterrupted
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "exesql_ray", "run", "--config", "configs/quickstart.yaml", f"run_dir={run}",
+    args = [sys.executable, "-m", "controller", "run", "--config", "configs/quickstart.yaml", f"run_dir={run}",
             f"data.path={synth_data}", f"model.path={tiny}", "data.synth_per_template=4", "execution.timeout_s=2",
             *SAMPLE_OVERRIDES, *PIPELINE]
 

@@ -67,7 +67,7 @@ def _executor_pids():
 
 def test_killed_generator_and_executor_mid_run_lose_nothing(ray_local, translated_run, synth_data, tiny, tmp_path):
     from actors.generator import start_generators
-    from actors.sampler import run_sample_stage
+    from controller.sample import run_sample_stage
 
     run = tmp_path / "run"
     shutil.copytree(translated_run / "d_trans", run / "d_trans")
@@ -106,7 +106,7 @@ def test_killed_generator_and_executor_mid_run_lose_nothing(ray_local, translate
 
 
 def test_rerun_redoes_only_the_missing_shard(ray_local, sampled_run):
-    from actors.sampler import run_sample_stage
+    from controller.sample import run_sample_stage
 
     cfg, summary = sampled_run
     root = Path(cfg.run_dir) / "sample" / "iter-0"
@@ -190,7 +190,7 @@ def test_rewards_split_and_pairs_on_the_stage_rows(sampled_run):
 
 def test_evaluate_greedy_one_answer_per_question_with_ex_by_difficulty(ray_local, translated_run, synth_data, tiny,
                                                                        tmp_path):
-    from actors.sampler import run_eval_stage
+    from controller.sample import run_eval_stage
 
     run = tmp_path / "run"
     shutil.copytree(translated_run / "d_trans", run / "d_trans")

@@ -30,7 +30,7 @@ def _run_dir(sampled_run, tmp: Path) -> Path:
 
 
 def _train(ray_local, run: Path, synth_data, tiny, *extra):
-    from exesql_ray.train import run_training
+    from controller.train import run_training
 
     cfg = run_config(run, synth_data, tiny, *TRAIN, *extra)
     return run_training(cfg, 0, "sft", progress=lambda m: None), run_training(cfg, 0, "dpo", progress=lambda m: None)
@@ -107,7 +107,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(sampled_run, synth_dat
     130: Ray Train's own SIGINT handler aborts the run, and the command says it was
     interrupted), the re-run resumes from the last checkpoint."""
     run = _run_dir(sampled_run, tmp_path)
-    args = [sys.executable, "-m", "exesql_ray", "train", "sft", "--config", "configs/quickstart.yaml",
+    args = [sys.executable, "-m", "controller", "train", "sft", "--config", "configs/quickstart.yaml",
             "--iteration", "0", f"run_dir={run}", f"data.path={synth_data}", f"model.path={tiny}", "data.limit=48",
             "train.sft.first_epochs=4", "train.sft.save_steps=4", "train.sft.learning_rate=1e-3", *TRAIN[:5]]
     ck = run / "train" / "iter-0" / "sft" / "checkpoints"

@@ -1,5 +1,6 @@
 """The translation stage on the synth data: one record per example × engine, D_Trans only
-verified, a re-run skips finished shards, and the Ray path gives the same verdicts."""
+verified, a re-run skips finished shards, and the Ray runner writes what the library's shard
+translator gives in this process."""
 
 from pathlib import Path
 
@@ -7,7 +8,8 @@ import pyarrow.parquet as pq
 
 from conftest import ROOT
 from exesql_ray.config import load_config
-from exesql_ray.translate_stage import plan, run_translate, summarize
+from controller.translate import run_translate_stage
+from exesql_ray.translate_stage import ShardTranslator, plan
 
 
 def _cfg(tmp: Path, synth_data):
@@ -16,13 +18,13 @@ def _cfg(tmp: Path, synth_data):
                         "translate.engines=[postgres, duckdb, mysql]"])
 
 
-def test_stage_records_d_trans_and_resume(test_config, migrated_synth, synth_data, tmp_path):
+def test_stage_records_d_trans_and_resume(ray_local, test_config, migrated_synth, synth_data, tmp_path):
     import shutil
 
     cfg = _cfg(tmp_path, synth_data)
     # DuckDB files live under <run_dir>/duckdb: the synth ones migrated for the test session
     shutil.copytree(ROOT / ".run" / "test-synth" / "duckdb", tmp_path / "duckdb")
-    summary = run_translate(cfg, progress=lambda m: None)
+    summary = run_translate_stage(cfg, progress=lambda m: None)
     n = summary["examples"]
     assert n == 204
     for engine in ("postgres", "duckdb", "mysql"):
@@ -39,24 +41,25 @@ def test_stage_records_d_trans_and_resume(test_config, migrated_synth, synth_dat
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "translate").rglob("part-*.parquet")}
     p = plan(cfg)
     assert [Path(t.path) for t in p.tasks] == [victim]
-    again = run_translate(cfg, progress=lambda m: None)
+    again = run_translate_stage(cfg, progress=lambda m: None)
     assert victim.exists() and all(q.stat().st_mtime_ns == t for q, t in before.items())
     assert again["engines"] == summary["engines"]
 
 
-def test_ray_path_matches_local(ray_local, test_config, migrated_synth, synth_data, tmp_path):
+def test_runner_writes_what_a_shard_translator_gives(ray_local, test_config, migrated_synth, synth_data, tmp_path):
     import shutil
-
-    from actors.translator import translate_on_ray
 
     cfg = _cfg(tmp_path, synth_data)
     cfg.translate.engines = ["postgres"]
     shutil.copytree(ROOT / ".run" / "test-synth" / "duckdb", tmp_path / "duckdb")
-    p = plan(cfg)
-    outs = translate_on_ray(cfg, p)
-    assert sorted(o["path"] for o in outs) == sorted(t.path for t in p.tasks)
-    on_ray = summarize(p, 0)["engines"]["postgres"]
-    local_dir = tmp_path / "local"
-    cfg2 = _cfg(local_dir, synth_data)
-    cfg2.translate.engines = ["postgres"]
-    assert run_translate(cfg2, progress=lambda m: None)["engines"]["postgres"] == on_ray
+    task = plan(cfg).tasks[0]
+    run_translate_stage(cfg, progress=lambda m: None)
+    on_ray = pq.read_table(task.path).to_pylist()
+    task.path = str(tmp_path / "here.parquet")
+    worker = ShardTranslator(cfg, plan(cfg).db_root)
+    try:
+        worker(task)
+    finally:
+        worker.close()
+    here = pq.read_table(task.path).to_pylist()
+    assert [(r["id"], r["sql"], r["verdict"]) for r in here] == [(r["id"], r["sql"], r["verdict"]) for r in on_ray]

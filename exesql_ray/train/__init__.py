@@ -7,15 +7,15 @@
          policy_for(k) (train.dpo.reference: iteration_start) or the SFT model (sft)
 
 A stage whose `model/` exists is done and skipped; one with checkpoints resumes from them.
+This package plans a stage (`plan_training`: its models, rows, loop settings) and summarises
+it (`summarize_training`); `controller/train.py` runs it on Ray Train, and `loops.py` holds
+what each worker runs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
-import threading
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from exesql_ray.config import Config
@@ -73,142 +73,64 @@ def prepare_rows(cfg: Config, iteration: int, stage: str, start: Path) -> tuple[
     return rows, {"sources": dict(counts), "dropped_too_long": too_long, "rows": len(rows)}
 
 
-def run_training(cfg: Config, iteration: int, stage: str, progress=print) -> dict:
-    """Train one stage on Ray Train (Ray must be initialised); returns its summary."""
-    import ray
-    from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+@dataclass
+class TrainPlan:
+    """One stage, ready for Ray Train's workers."""
 
-    from exesql_ray.train.loops import dpo_loop, sft_loop
+    stage: str
+    iteration: int
+    start: Path
+    reference: Path
+    out: Path
+    rows: list[dict]
+    data_info: dict
+    loop_config: dict  # what `loops.sft_loop` / `loops.dpo_loop` read
 
+    @property
+    def summary_path(self) -> Path:
+        return self.out / "summary.json"
+
+
+def finished(cfg: Config, iteration: int, stage: str) -> dict | None:
+    """The summary of a stage already done (its model and summary written), else None."""
+    if stage not in ("sft", "dpo"):
+        raise UserError(f"train stage {stage!r}: expected sft or dpo")
+    out = train_dir(cfg, iteration) / stage
+    if (out / "model" / "config.json").is_file() and (out / "summary.json").is_file():
+        return json.loads((out / "summary.json").read_text())
+    return None
+
+
+def plan_training(cfg: Config, iteration: int, stage: str) -> TrainPlan:
     if stage not in ("sft", "dpo"):
         raise UserError(f"train stage {stage!r}: expected sft or dpo")
     start, reference, out = stage_paths(cfg, iteration, stage)
     if not (start / "config.json").is_file():
         raise UserError(f"{stage} iteration {iteration} starts from {start}, which holds no model")
-    summary_path = out / "summary.json"
-    if (out / "model" / "config.json").is_file() and summary_path.is_file():
-        progress(f"train {stage} iteration {iteration}: done already ({out / 'model'})")
-        return json.loads(summary_path.read_text())
-    t0 = time.time()
     ds_config = deepspeed_config(cfg)  # a bad ZeRO config fails before any data is read
     rows, data_info = prepare_rows(cfg, iteration, stage, start)
     t = cfg.train
     s = t.sft if stage == "sft" else t.dpo
-    out.mkdir(parents=True, exist_ok=True)
     loop_config = {"model": str(start.resolve()), "reference": str(reference.resolve()), "out": str(out.resolve()),
                    "stage": _stage_settings(s, stage, iteration), "bf16": t.bf16, "use_gpu": t.use_gpu,
                    "gradient_checkpointing": t.gradient_checkpointing, "seed": cfg.seed,
                    "deepspeed": ds_config, "beta": getattr(s, "beta", None)}
-    progress(f"train {stage} iteration {iteration}: {data_info['rows']} rows ({data_info['sources']}), "
-             f"{t.num_workers} workers, {t.strategy}, from {start}")
-    trainer = _interruptible(TorchTrainer)(
-        sft_loop if stage == "sft" else dpo_loop,
-        train_loop_config=loop_config,
-        scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu,
-                                     resources_per_worker=t.resources_per_worker or None),
-        datasets={"train": ray.data.from_items(rows)},
-        dataset_config=DataConfig(datasets_to_split=[]),
-        run_config=RunConfig(name=f"{stage}-iter-{iteration}", storage_path=str((out / "ray").resolve()),
-                             failure_config=FailureConfig(max_failures=t.max_failures),
-                             worker_runtime_env={"env_vars": {"OMP_NUM_THREADS": str(t.threads_per_worker)}}),
-    )
-    with _progress_lines(out / "metrics.jsonl", f"train {stage} iteration {iteration}", progress), \
-            _sigint_restored():
-        try:
-            trainer.fit()
-        except Exception:
-            if trainer.interrupted:  # the abort ends the controller: fit raises that it died
-                raise KeyboardInterrupt from None
-            raise
-    if trainer.interrupted:  # the workers were stopped; their last checkpoint stays for a re-run
-        raise KeyboardInterrupt
+    return TrainPlan(stage, iteration, start, reference, out, rows, data_info, loop_config)
+
+
+def summarize_training(cfg: Config, plan: TrainPlan, seconds: float) -> dict:
+    """The stage's summary from what its workers wrote (written to `summary.json`)."""
+    out, t = plan.out, cfg.train
     info = json.loads((out / "model" / "exesql_train.json").read_text())
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    summary = {"stage": stage, "iteration": iteration, "model": str(out / "model"), "from": str(start),
-               "reference": str(reference) if stage == "dpo" else None, "strategy": t.strategy,
-               "workers": t.num_workers, **data_info, "resumed_from": info.get("resumed_from"),
+    summary = {"stage": plan.stage, "iteration": plan.iteration, "model": str(out / "model"), "from": str(plan.start),
+               "reference": str(plan.reference) if plan.stage == "dpo" else None, "strategy": t.strategy,
+               "workers": t.num_workers, **plan.data_info, "resumed_from": info.get("resumed_from"),
                "global_step": info.get("global_step"),
-               "max_steps": info.get("max_steps"), "seconds": round(time.time() - t0, 1),
+               "max_steps": info.get("max_steps"), "seconds": round(seconds, 1),
                "first": _first_last(metrics, first=True), "last": _first_last(metrics, first=False)}
-    summary_path.write_text(json.dumps(summary, indent=1))
+    plan.summary_path.write_text(json.dumps(summary, indent=1))
     return summary
-
-
-def _interruptible(trainer_class):
-    """The trainer with Ctrl-C as an interrupt of the whole command. Ray Train's `fit` sets a
-    SIGINT handler of its own that aborts the run and returns as if it had ended (a third
-    Ctrl-C exits 0): here the handler aborts the run and notes it, and `run_training` raises
-    KeyboardInterrupt once `fit` has returned. (Ray's hook is private: if it is renamed, Ray's
-    own handler applies, and `_sigint_restored` still removes it after `fit`.)"""
-
-    class Interruptible(trainer_class):
-        interrupted = False
-
-        def _register_sigint_handler(self, controller):
-            import ray
-
-            def on_sigint(signum, frame):
-                self.interrupted = True
-                try:
-                    ray.get(controller.abort.remote())
-                except ray.exceptions.RayError:
-                    pass  # the controller is gone already
-
-            signal.signal(signal.SIGINT, on_sigint)
-
-    return Interruptible
-
-
-@contextlib.contextmanager
-def _sigint_restored():
-    """Ray Train leaves its SIGINT handler installed after `fit`; Ctrl-C during a later stage
-    would then abort a finished training run and be otherwise ignored."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-@contextlib.contextmanager
-def _progress_lines(metrics: Path, what: str, progress, every_s: float = 20.0):
-    """While the workers train, a line every `every_s` from the metrics file rank 0 appends:
-    step of steps, loss, time spent and left (the workers' own logs stay in Ray's folder)."""
-    stop = threading.Event()
-    t0 = time.time()
-    start = metrics.stat().st_size if metrics.is_file() else 0  # a resumed stage appends
-
-    def watch():
-        last = None
-        while not stop.wait(every_s):
-            try:
-                with open(metrics) as f:
-                    f.seek(start)
-                    rows = [json.loads(x) for x in f.read().splitlines() if x.strip()]
-            except (OSError, ValueError):
-                continue
-            rows = [r for r in rows if "loss" in r and "max_steps" in r]
-            if not rows or rows[-1]["step"] == last:
-                continue
-            r = rows[-1]
-            last, first = r["step"], rows[0]["step"]
-            spent = time.time() - t0
-            done = max(1, r["step"] - first + 1)
-            eta = spent / done * (r["max_steps"] - r["step"])
-            progress(f"  {what}: step {r['step']}/{r['max_steps']}, loss {r['loss']:.4f}, {spent:.0f} s, "
-                     f"ETA {eta:.0f} s")
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _stage_settings(s, stage: str, iteration: int) -> dict:

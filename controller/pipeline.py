@@ -127,11 +127,11 @@ def run_pipeline(cfg: Config, progress=print) -> dict:
     import ray
 
     from actors.generator import start_generators
-    from actors.sampler import run_eval_stage, run_sample_stage
+    from controller.sample import run_eval_stage, run_sample_stage
+    from controller.train import run_training
+    from controller.translate import run_translate_stage
     from exesql_ray.evaluate import evaluated_model
     from exesql_ray.runs import ends_with_dpo, policy_for
-    from exesql_ray.train import run_training
-    from exesql_ray.translate_stage import run_translate
 
     pin_config(cfg, progress)
     if cfg.engines.allow_writable_login:
@@ -181,7 +181,7 @@ def run_pipeline(cfg: Config, progress=print) -> dict:
         stage("migrate", lambda: {"databases": migrate_databases(cfg, progress)})
 
         def translate():
-            tr = run_translate(cfg, progress=progress)
+            tr = run_translate_stage(cfg, progress=progress)
             return {e: {key: s[key] for key in ("verified_share", "verdicts", "verified_by_method")}
                     for e, s in tr["engines"].items()}
 

@@ -215,12 +215,9 @@ def cmd_execute(args) -> int:
 
 
 def cmd_translate(args) -> int:
-    from exesql_ray.io import check_folder
-    from exesql_ray.translate_stage import run_translate
+    from controller.translate import run_translate_stage
 
-    cfg = _config(args)
-    check_folder(cfg.run_dir)
-    summary = run_translate(cfg, progress=lambda m: print(m, file=sys.stderr))
+    cfg, summary = _on_ray(args, run_translate_stage, needs_model=False)
     for engine, st in summary["engines"].items():
         print(f"translate → {engine}: verified {st['verified_share']:.1%} of {summary['examples']} "
               f"({', '.join(f'{k} {v}' for k, v in sorted(st['verdicts'].items()))}; verified by "
@@ -230,59 +227,16 @@ def cmd_translate(args) -> int:
     return 0
 
 
-def local_ray():
-    """A local Ray for the CLI (address="local": never a stale cluster file); joins the
-    cluster instead under `ray job submit` (RAY_ADDRESS set)."""
-    import logging
-    import os
-
-    # Ray's notices (token auth on by default; each dataset's plan, start and end; progress
-    # bars off) say nothing a user of this tool acts on, and Ray Data resets its loggers'
-    # levels from RAY_DATA_LOG_LEVEL when it runs; set it to show more. Ray's own logs are
-    # linked from the run folder (`_on_ray`).
-    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
-    import ray
-
-    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    if not ray.is_initialized():
-        if os.environ.get("RAY_ADDRESS"):
-            ray.init(ignore_reinit_error=True)
-        else:
-            # workers' logs stay in Ray's log folder (TRL, datasets and Ray Data are loud);
-            # failures still come back with their tracebacks
-            ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False,
-                     runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
-    if not sys.stdout.isatty():  # Ray Data logs a progress table every 10 s to a pipe: keep the log readable
-        ray.data.DataContext.get_current().enable_progress_bars = False
-    return ray
-
-
-def link_ray_logs(run_dir: str) -> Path | None:
-    """`<run_dir>/ray_logs` → this Ray session's log folder (workers, trainers, vLLM)."""
-    import ray
-
-    try:
-        logs = Path(ray._private.worker._global_node.get_logs_dir_path())
-    except AttributeError:  # a cluster joined through RAY_ADDRESS: its logs are on its nodes
-        return None
-    link = Path(run_dir) / "ray_logs"
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    link.symlink_to(logs, target_is_directory=True)
-    return link
-
-
-def _on_ray(args, stage):
+def _on_ray(args, stage, needs_model: bool = True):
     """(config, result) of `stage(cfg, progress=…)` run beside a local Ray (or the cluster
     under `ray job submit`), with progress lines on stderr."""
-    from exesql_ray.models import ensure_embedded
-
+    from controller.ray_start import link_ray_logs, local_ray
     from exesql_ray.io import check_folder
+    from exesql_ray.models import ensure_embedded
 
     cfg = _config(args)
     check_folder(cfg.run_dir)  # before any work: a run folder we cannot write would lose it all
-    if cfg.model.path in EMBEDDED and not getattr(args, "model", None):  # once per machine, before any stage
+    if needs_model and cfg.model.path in EMBEDDED and not getattr(args, "model", None):  # once per machine
         ensure_embedded(cfg.model.path, progress=lambda m: print(m, file=sys.stderr))
     local_ray()
     link = link_ray_logs(cfg.run_dir)
@@ -292,7 +246,7 @@ def _on_ray(args, stage):
 
 
 def cmd_sample(args) -> int:
-    from actors.sampler import run_sample_stage
+    from controller.sample import run_sample_stage
 
     cfg, summary = _on_ray(args, lambda c, progress: run_sample_stage(c, args.iteration, progress=progress))
     for engine, st in summary["engines"].items():
@@ -304,7 +258,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from actors.sampler import run_benchmark_eval, run_eval_stage
+    from controller.sample import run_benchmark_eval, run_eval_stage
     from exesql_ray.evaluate import eval_root, evaluated_model, model_tag
     from exesql_ray.models import resolve_model
 
@@ -361,7 +315,7 @@ def _iteration_or_base(text: str) -> int | None:
 
 
 def cmd_train(args) -> int:
-    from exesql_ray.train import run_training
+    from controller.train import run_training
 
     _, s = _on_ray(args, lambda c, progress: run_training(c, args.iteration, args.stage, progress=progress))
     first, last = s.get("first", {}), s.get("last", {})
@@ -393,7 +347,7 @@ def cmd_model_tiny(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from actors.pipeline import run_pipeline
+    from controller.pipeline import run_pipeline
 
     cfg, m = _on_ray(args, run_pipeline)
     print(format_learning(cfg.run_dir, m, cfg.data.dataset))

@@ -1,5 +1,0 @@
-import sys
-
-from exesql_ray.cli import main
-
-sys.exit(main())
