@@ -51,8 +51,8 @@ def main() -> None:
         tokens = max(m.get("num_tokens", 0) for m in metrics)
         runtime = next(m["train_runtime"] for m in metrics if "train_runtime" in m)
         rates[name] = round(tokens / runtime, 1)
-        print(f"{name}: {s['rows']} rows, {s['global_step']} steps, {tokens:.0f} tokens in {runtime:.1f} s "
-              f"→ {rates[name]:.0f} tokens/s (loss {s['first'].get('loss')} → {s['last'].get('loss')})", flush=True)
+        print(f"{name}: {s.rows} rows, {s.global_step} steps, {tokens:.0f} tokens in {runtime:.1f} s "
+              f"→ {rates[name]:.0f} tokens/s (loss {s.first.get('loss')} → {s.last.get('loss')})", flush=True)
     print(f"2 workers over 1 (DDP): {rates['ddp_2'] / rates['ddp_1']:.2f}×; ZeRO-2 over DDP (2 workers): "
           f"{rates['zero2_2'] / rates['ddp_2']:.2f}×")
     print(json.dumps({"tokens_per_s": rates}))

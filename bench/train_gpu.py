@@ -88,11 +88,11 @@ def main() -> None:
             key = f"{stage}_{name}"
             rates[key] = round(tokens / runtime, 1)
             peaks[key] = info.get("peak_gpu_gib")
-            losses[key] = [s["first"].get("loss"), s["last"].get("loss")]
-            extra_dpo = f", reward accuracy {s['last'].get('rewards/accuracies')}" if stage == "dpo" else ""
-            print(f"{key}: {s['rows']} rows, {s['global_step']} steps, {tokens:.0f} tokens in {runtime:.1f} s → "
+            losses[key] = [s.first.get("loss"), s.last.get("loss")]
+            extra_dpo = f", reward accuracy {s.last.get('rewards/accuracies')}" if stage == "dpo" else ""
+            print(f"{key}: {s.rows} rows, {s.global_step} steps, {tokens:.0f} tokens in {runtime:.1f} s → "
                   f"{rates[key]:.0f} tokens/s, peak {peaks[key]} GiB, loss {losses[key][0]} → {losses[key][1]}"
-                  f"{extra_dpo} ({s['seconds']} s with start-up)", flush=True)
+                  f"{extra_dpo} ({s.seconds} s with start-up)", flush=True)
     print(f"ZeRO-3 over DDP on 1 GPU: SFT {rates['sft_zero3'] / rates['sft_ddp']:.2f}×, "
           f"DPO {rates['dpo_zero3'] / rates['dpo_ddp']:.2f}×")
     print(json.dumps({"gpu": gpu, "params_m": round(params, 1), "tokens_per_s": rates, "peak_gib": peaks,

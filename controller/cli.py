@@ -218,12 +218,12 @@ def cmd_translate(args) -> int:
     from controller.translate import run_translate_stage
 
     cfg, summary = _on_ray(args, run_translate_stage, needs_model=False)
-    for engine, st in summary["engines"].items():
-        print(f"translate → {engine}: verified {st['verified_share']:.1%} of {summary['examples']} "
-              f"({', '.join(f'{k} {v}' for k, v in sorted(st['verdicts'].items()))}; verified by "
-              f"{', '.join(f'{k} {v}' for k, v in sorted(st['verified_by_method'].items()))})")
-    print(f"D_Trans under {Path(cfg.run_dir) / 'd_trans'}; {summary['skipped_missing_db']} examples skipped (no DB); "
-          f"{summary['seconds']} s")
+    for engine, st in summary.engines.items():
+        print(f"translate → {engine}: verified {st.verified_share:.1%} of {summary.examples} "
+              f"({', '.join(f'{k} {v}' for k, v in sorted(st.verdicts.items()))}; verified by "
+              f"{', '.join(f'{k} {v}' for k, v in sorted(st.verified_by_method.items()))})")
+    print(f"D_Trans under {Path(cfg.run_dir) / 'd_trans'}; {summary.skipped_missing_db} examples skipped (no DB); "
+          f"{summary.seconds} s")
     return 0
 
 
@@ -249,11 +249,11 @@ def cmd_sample(args) -> int:
     from controller.sample import run_sample_stage
 
     cfg, summary = _on_ray(args, lambda c, progress: run_sample_stage(c, args.iteration, progress=progress))
-    for engine, st in summary["engines"].items():
-        print(f"sample iteration {args.iteration} → {engine}: {st['questions']} questions, {st['candidates']} "
-              f"candidates; pass@1 {st['pass@1']:.3f}, pass@{summary['n']} {st['pass@N']:.3f}; D_Valid "
-              f"{st['d_valid']}, D_Neg {st['d_neg']}, DPO pairs {st['dpo_pairs']}")
-    print(f"shards and summary under {Path(cfg.run_dir) / 'sample' / f'iter-{args.iteration}'}; {summary['seconds']} s")
+    for engine, st in summary.engines.items():
+        print(f"sample iteration {args.iteration} → {engine}: {st.questions} questions, {st.candidates} "
+              f"candidates; pass@1 {st.pass_at_1:.3f}, pass@{summary.n} {st.pass_at_n:.3f}; D_Valid "
+              f"{st.d_valid}, D_Neg {st.d_neg}, DPO pairs {st.dpo_pairs}")
+    print(f"shards and summary under {Path(cfg.run_dir) / 'sample' / f'iter-{args.iteration}'}; {summary.seconds} s")
     return 0
 
 
@@ -286,22 +286,23 @@ def cmd_evaluate(args) -> int:
                                   name or model_tag(c, model), progress=progress)
 
     cfg, (ecfg, m) = _on_ray(args, stage)
-    c = m["compare"]
-    print(f"evaluate {m['iteration']} ({m['model']}) on {m['dataset']}; rows {c['rows']}, order {c['order']}, "
+    c = m.compare
+    print(f"evaluate {m.iteration} ({m.model}) on {m.dataset}; rows {c['rows']}, order {c['order']}, "
           f"float_tol {c['float_tol']}; 95% intervals (Wilson):")
-    for split, engines in m["splits"].items():
+    for split, engines in m.splits.items():
         for engine, a in engines.items():
-            ex = "n/a" if a["ex"] is None else f"{a['ex']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]"
-            diff = ", ".join(f"{d} {v['ex']:.3f} ({v['n']})" for d, v in a["by_difficulty"].items())
-            print(f"  {split} {engine}: EX {ex} over {a['judged']} questions ({a['no_gold']} without a verified "
-                  f"gold); runs {a['runs']}; {diff}")
-    splits = list(m["splits"])
-    engines = list(dict.fromkeys(e for es in m["splits"].values() for e in es))
-    print(f"{'engine':<10}" + "".join(f"{m['dataset'] + '/' + sp:>24}" for sp in splits))
+            ex = "n/a" if a.ex is None else f"{a.ex:.3f} [{a.ci95[0]:.3f}, {a.ci95[1]:.3f}]"
+            diff = ", ".join(f"{d} {v['ex']:.3f} ({v['n']})" for d, v in a.by_difficulty.items())
+            print(f"  {split} {engine}: EX {ex} over {a.judged} questions ({a.no_gold} without a verified "
+                  f"gold); runs {a.runs}; {diff}")
+    splits = list(m.splits)
+    engines = list(dict.fromkeys(e for es in m.splits.values() for e in es))
+    ex = m.ex()
+    print(f"{'engine':<10}" + "".join(f"{m.dataset + '/' + sp:>24}" for sp in splits))
     for e in engines:
-        print(f"{e:<10}" + "".join(f"{'-' if m['splits'][sp].get(e, {}).get('ex') is None else format(m['splits'][sp][e]['ex'], '.3f'):>24}"
+        print(f"{e:<10}" + "".join(f"{'-' if ex[sp].get(e) is None else format(ex[sp][e], '.3f'):>24}"
                                    for sp in splits))
-    print(f"metrics: {eval_root(ecfg, args.iteration, m['iteration'] if args.model or args.dataset else None) / 'metrics.json'}")
+    print(f"metrics: {eval_root(ecfg, args.iteration, m.iteration if args.model or args.dataset else None) / 'metrics.json'}")
     return 0
 
 
@@ -318,11 +319,10 @@ def cmd_train(args) -> int:
     from controller.train import run_training
 
     _, s = _on_ray(args, lambda c, progress: run_training(c, args.iteration, args.stage, progress=progress))
-    first, last = s.get("first", {}), s.get("last", {})
-    moved = ", ".join(f"{k} {first[k]:.4f} → {last[k]:.4f}" for k in first if k in last)
-    print(f"train {args.stage} iteration {args.iteration}: {s['rows']} rows, {s['global_step']} steps on "
-          f"{s['workers']} workers ({s['strategy']}){'; ' + moved if moved else ''}; model {s['model']}"
-          + (f"; resumed from {s['resumed_from']}" if s.get("resumed_from") else ""))
+    moved = ", ".join(f"{k} {s.first[k]:.4f} → {s.last[k]:.4f}" for k in s.first if k in s.last)
+    print(f"train {args.stage} iteration {args.iteration}: {s.rows} rows, {s.global_step} steps on "
+          f"{s.workers} workers ({s.strategy}){'; ' + moved if moved else ''}; model {s.model}"
+          + (f"; resumed from {s.resumed_from}" if s.resumed_from else ""))
     return 0
 
 

@@ -158,14 +158,14 @@ def run_pipeline(cfg: Config, progress=print) -> dict:
 
     def evaluate(iteration: int | None) -> dict:
         ev = run_eval_stage(cfg, iteration, on(evaluated_model(cfg, iteration)), progress=progress)
-        ex = {s: {e: a["ex"] for e, a in es.items()} for s, es in ev["splits"].items()}
-        progress(f"EX {ev['iteration']}: {json.dumps(ex)}")
-        return {"model": ev["model"], "ex": ex}
+        ex = ev.ex()
+        progress(f"EX {ev.iteration}: {json.dumps(ex)}")
+        return {"model": ev.model, "ex": ex}
 
     def sample(k: int) -> dict:
         sa = run_sample_stage(cfg, k, on(policy_for(cfg, k)), progress=progress)
-        return {e: {key: s[key] for key in ("candidates", "pass@1", "pass@N", "d_valid", "d_neg", "dpo_pairs")}
-                for e, s in sa["engines"].items()}
+        keep = {"candidates", "pass_at_1", "pass_at_n", "d_valid", "d_neg", "dpo_pairs"}
+        return {e: s.model_dump(include=keep, by_alias=True) for e, s in sa.engines.items()}
 
     def train(k: int, which: str) -> dict:
         nonlocal generators
@@ -174,7 +174,7 @@ def run_pipeline(cfg: Config, progress=print) -> dict:
                 ray.kill(g)
             generators = []
         st = run_training(cfg, k, which, progress=progress)
-        return {key: st[key] for key in ("model", "rows", "sources", "global_step", "first", "last")}
+        return st.model_dump(include={"model", "rows", "sources", "global_step", "first", "last"})
 
     try:
         stage("dataset", lambda: _dataset(cfg, progress))
@@ -182,8 +182,7 @@ def run_pipeline(cfg: Config, progress=print) -> dict:
 
         def translate():
             tr = run_translate_stage(cfg, progress=progress)
-            return {e: {key: s[key] for key in ("verified_share", "verdicts", "verified_by_method")}
-                    for e, s in tr["engines"].items()}
+            return {e: s.to_dict() for e, s in tr.engines.items()}
 
         stage("translate", translate)
         from exesql_ray.models import EMBEDDED, ensure_embedded

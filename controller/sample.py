@@ -17,6 +17,7 @@ from actors.executor import ExecuteBatch
 from actors.sampler import GenerateCandidates
 from exesql_ray.config import Config
 from exesql_ray.sample_stage import QUESTION_TYPES, SamplePlan, ShardWriter, plan_sampling, summarize_sampling
+from exesql_ray.summaries import EvalSummary, SampleSummary
 
 QUESTION_SCHEMA = pa.schema(list(QUESTION_TYPES.items()))
 
@@ -147,7 +148,8 @@ def _run_plans(work: list[tuple[Config, SamplePlan]], generators: list | None, p
                 ray.kill(g)
 
 
-def run_sample_stage(cfg: Config, iteration: int, generators: list | None = None, progress=print) -> dict:
+def run_sample_stage(cfg: Config, iteration: int, generators: list | None = None,
+                     progress=print) -> SampleSummary:
     """Plan, sample what is missing, summarise. Starts generator replicas unless given some
     (the pipeline keeps its replicas across iterations and swaps their weights)."""
     import time
@@ -161,7 +163,7 @@ def run_sample_stage(cfg: Config, iteration: int, generators: list | None = None
 
 
 def run_eval_stage(cfg: Config, iteration: int | None, generators: list | None = None, progress=print,
-                   model=None, name: str | None = None) -> dict:
+                   model=None, name: str | None = None) -> EvalSummary:
     """EX of the model after iteration k (None: the base model), or of `model` filed under
     eval/`name`, on every eval split (exesql_ray/evaluate.py)."""
     from exesql_ray.evaluate import eval_name, plan_evaluation, summarize_evaluation
@@ -178,7 +180,7 @@ def run_eval_stage(cfg: Config, iteration: int | None, generators: list | None =
 
 
 def run_benchmark_eval(cfg: Config, dataset: str, path: str, splits: list[str], model, name: str,
-                       progress=print) -> tuple[Config, dict]:
+                       progress=print) -> tuple[Config, EvalSummary]:
     """EX of `model` on any dataset's splits, with the run's engines and settings: migrate
     their databases, verify the gold for each engine by stage 1 (skipped where done), then
     evaluate. Returns (the benchmark's config, the metrics)."""
@@ -189,6 +191,6 @@ def run_benchmark_eval(cfg: Config, dataset: str, path: str, splits: list[str], 
     bcfg = benchmark_config(cfg, dataset, path, splits)
     migrate_databases(bcfg, progress)
     tr = run_translate_stage(bcfg, progress=progress)
-    for engine, st in tr["engines"].items():
-        progress(f"gold for {engine} on {dataset} {'/'.join(splits)}: {st['verified_share']:.1%} verified by stage 1")
+    for engine, st in tr.engines.items():
+        progress(f"gold for {engine} on {dataset} {'/'.join(splits)}: {st.verified_share:.1%} verified by stage 1")
     return bcfg, run_eval_stage(bcfg, None, progress=progress, model=model, name=name)

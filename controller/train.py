@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 from exesql_ray.config import Config
+from exesql_ray.summaries import TrainSummary
 from exesql_ray.train import finished, plan_training, summarize_training
 
 
-def run_training(cfg: Config, iteration: int, stage: str, progress=print) -> dict:
+def run_training(cfg: Config, iteration: int, stage: str, progress=print) -> TrainSummary:
     """Train one stage on Ray Train (Ray must be initialised); returns its summary."""
     import ray
     from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig
@@ -26,7 +27,7 @@ def run_training(cfg: Config, iteration: int, stage: str, progress=print) -> dic
 
     done = finished(cfg, iteration, stage)
     if done is not None:
-        progress(f"train {stage} iteration {iteration}: done already ({done['model']})")
+        progress(f"train {stage} iteration {iteration}: done already ({done.model})")
         return done
     t0 = time.time()
     p = plan_training(cfg, iteration, stage)

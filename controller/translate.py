@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from exesql_ray.config import Config
+from exesql_ray.summaries import TranslateSummary
 from exesql_ray.translate_stage import Plan, plan, summarize
 
 
@@ -32,7 +33,7 @@ def translate_on_ray(cfg: Config, p: Plan, progress=None) -> list[dict]:
     return done
 
 
-def run_translate_stage(cfg: Config, progress=print) -> dict:
+def run_translate_stage(cfg: Config, progress=print) -> TranslateSummary:
     """Plan, translate what is missing on Ray, summarise (D_Trans per engine)."""
     t0 = time.time()
     p = plan(cfg)

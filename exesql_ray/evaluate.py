@@ -21,6 +21,7 @@ from exesql_ray.config import Config
 from exesql_ray.intervals import paired_bootstrap, wilson
 from exesql_ray.runs import base_model, model_after
 from exesql_ray.sample_stage import SamplePlan, plan_sampling, read_candidates
+from exesql_ray.summaries import Accuracy, EvalSummary
 
 
 def eval_name(iteration: int | None) -> str:
@@ -111,14 +112,15 @@ def accuracy(rows: list[dict]) -> dict:
             "by_difficulty": {d: {"ex": round(a / n, 4), "n": n} for d, (a, n) in sorted(by_diff.items())}}
 
 
-def summarize_evaluation(cfg: Config, iteration: int | None, plans, model: str, name: str | None = None) -> dict:
-    metrics = {"iteration": name or eval_name(iteration), "model": model, "dataset": cfg.data.dataset,
-               "compare": cfg.compare.model_dump(), "splits": {}}
+def summarize_evaluation(cfg: Config, iteration: int | None, plans, model: str,
+                         name: str | None = None) -> EvalSummary:
+    metrics = EvalSummary(iteration=name or eval_name(iteration), model=str(model), dataset=cfg.data.dataset,
+                          compare=cfg.compare.model_dump(), splits={})
     for split, _, plan in plans:
-        metrics["splits"][split] = {e: accuracy(read_candidates(plan, e)) for e in plan.engines}
+        metrics.splits[split] = {e: Accuracy.from_dict(accuracy(read_candidates(plan, e))) for e in plan.engines}
     root = eval_root(cfg, iteration, name)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    (root / "metrics.json").write_text(json.dumps(metrics.to_dict(), indent=1))
     return metrics
 
 

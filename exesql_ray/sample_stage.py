@@ -26,6 +26,7 @@ from exesql_ray.errors import UserError
 from exesql_ray.prompts import schema_text, sql_prompt
 from exesql_ray.rewards import mine_pairs, pass_at, reward_mode, score, split_valid_neg
 from exesql_ray.runs import base_model, policy_for, sample_dir
+from exesql_ray.summaries import SampleEngine, SampleSummary
 from exesql_ray.schema import schema_of
 
 QUESTION_TYPES = {
@@ -191,11 +192,11 @@ def read_candidates(plan: SamplePlan, engine: str) -> list[dict]:
     return pa.concat_tables([pq.read_table(f) for f in files]).to_pylist() if files else []
 
 
-def summarize_sampling(plan: SamplePlan, cfg: Config, seconds: float) -> dict:
+def summarize_sampling(plan: SamplePlan, cfg: Config, seconds: float) -> SampleSummary:
     """Counts from every shard on disk, pass@1 / pass@N per engine; writes D_Valid, D_Neg and the
     DPO pairs per engine next to the shards, and summary.json."""
-    summary = {"iteration": plan.iteration, "model": plan.model_path, "n": plan.n, "questions": plan.questions,
-               "skipped_missing_db": plan.skipped_missing_db, "seconds": round(seconds, 1), "engines": {}}
+    summary = SampleSummary(iteration=plan.iteration, model=plan.model_path, n=plan.n, questions=plan.questions,
+                            skipped_missing_db=plan.skipped_missing_db, seconds=round(seconds, 1), engines={})
     for engine in plan.engines:
         rows = read_candidates(plan, engine)
         if not rows:
@@ -210,7 +211,7 @@ def summarize_sampling(plan: SamplePlan, cfg: Config, seconds: float) -> dict:
         write_parquet_atomic(pa.Table.from_pylist(pairs, schema=PAIR_SCHEMA), plan.root / "dpo_pairs" / f"{engine}.parquet")
         questions = {r["question_id"] for r in rows}
         planned = sum(len(s.questions) for s in plan.shards if s.engine == engine)
-        summary["engines"][engine] = {
+        summary.engines[engine] = SampleEngine.from_dict({
             "questions": len(questions), "questions_planned": planned, "candidates": len(rows),
             "complete": len(rows) == planned * plan.n,
             "by_status": dict(Counter(r["status"] for r in rows)),
@@ -220,9 +221,9 @@ def summarize_sampling(plan: SamplePlan, cfg: Config, seconds: float) -> dict:
             "d_valid": len(valid), "d_neg": len(neg), "dpo_pairs": len(pairs),
             "dpo_pairs_by_kind": dict(Counter(p["rejected_kind"] for p in pairs)),
             **pass_at(rows).get(engine, {}),
-        }
+        })
     plan.root.mkdir(parents=True, exist_ok=True)
-    (plan.root / "summary.json").write_text(json.dumps(summary, indent=1))
+    (plan.root / "summary.json").write_text(json.dumps(summary.to_dict(), indent=1))
     return summary
 
 

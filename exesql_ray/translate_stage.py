@@ -23,6 +23,7 @@ from exesql_ray.data import Example, db_root, load_dataset, write_parquet_atomic
 from exesql_ray.engines import open_engine
 from exesql_ray.executor import Executor
 from exesql_ray.sample_stage import split_questions
+from exesql_ray.summaries import TranslateEngine, TranslateSummary
 from exesql_ray.translate import TRANSLATION_FIELDS, translate_example
 
 SCHEMA = pa.schema([(k, pa.int64() if k == "attempts" else pa.string()) for k in TRANSLATION_FIELDS])
@@ -100,10 +101,10 @@ class ShardTranslator:
             ex.engine.close()
 
 
-def summarize(p: Plan, seconds: float) -> dict:
+def summarize(p: Plan, seconds: float) -> TranslateSummary:
     """Counts from every shard on disk; D_Trans (verified rows) per engine."""
-    summary = {"examples": p.examples, "skipped_missing_db": p.skipped_missing_db, "engines": {},
-               "seconds": round(seconds, 1)}
+    summary = TranslateSummary(examples=p.examples, skipped_missing_db=p.skipped_missing_db, engines={},
+                               seconds=round(seconds, 1))
     for engine in p.engines:
         shards = [pq.read_table(f) for f in sorted((p.root / engine).glob("part-*.parquet"))]
         if not shards:
@@ -113,9 +114,9 @@ def summarize(p: Plan, seconds: float) -> dict:
         verified = table.filter(pc.equal(table.column("verdict"), "verified"))
         write_parquet_atomic(verified, p.root.parent / "d_trans" / f"{engine}.parquet")
         n = table.num_rows - verdicts.get("gold_error", 0)
-        summary["engines"][engine] = {
-            "verdicts": dict(verdicts), "verified_by_method": dict(Counter(verified.column("method").to_pylist())),
-            "verified_share": round(verdicts["verified"] / n, 4) if n else None}
+        summary.engines[engine] = TranslateEngine(
+            verdicts=dict(verdicts), verified_by_method=dict(Counter(verified.column("method").to_pylist())),
+            verified_share=round(verdicts["verified"] / n, 4) if n else None)
     (p.root / "summary.json").parent.mkdir(parents=True, exist_ok=True)
-    (p.root / "summary.json").write_text(json.dumps(summary, indent=1))
+    (p.root / "summary.json").write_text(json.dumps(summary.to_dict(), indent=1))
     return summary

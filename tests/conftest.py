@@ -214,7 +214,7 @@ def translated_run(ray_local, db_servers, migrated_synth, synth_data, tiny):
     shutil.copytree(ROOT / ".run" / "test-synth" / "duckdb", run / "duckdb")
     cfg = run_config(run, synth_data, tiny, "translate.splits=[train]")
     summary = run_translate_stage(cfg, progress=lambda m: None)
-    assert all(e["verified_share"] > 0.9 for e in summary["engines"].values()), summary
+    assert all(e.verified_share > 0.9 for e in summary.engines.values()), summary
     return run
 
 

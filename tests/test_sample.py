@@ -26,11 +26,11 @@ def _rows(run, engine):
 def test_stage_writes_n_candidates_per_question_with_one_record_each(sampled_run):
     cfg, summary = sampled_run
     n = cfg.generation.n
-    assert summary["questions"] == 48
+    assert summary.questions == 48
     for engine in ENGINES:
         rows = _rows(Path(cfg.run_dir), engine)
-        st = summary["engines"][engine]
-        assert len(rows) == st["candidates"] == 48 * n and st["complete"]
+        st = summary.engines[engine]
+        assert len(rows) == st.candidates == 48 * n and st.complete
         assert len({r["id"] for r in rows}) == len(rows)
         per_q = {}
         for r in rows:
@@ -40,17 +40,17 @@ def test_stage_writes_n_candidates_per_question_with_one_record_each(sampled_run
         assert all(r["engine"] == engine and r["iteration"] == 0 and r["prompt"] for r in rows)
         # the summary's counts add up
         for key in ("by_status", "by_outcome", "by_reward_mode"):
-            assert sum(st[key].values()) == len(rows), key
-        assert st["d_valid"] + st["d_neg"] <= len(rows)
-        assert st["d_valid"] == sum(1 for _ in pq.read_table(cfg_path(cfg, "d_valid", engine)).to_pylist())
-        assert sum(st["gold"].values()) == 48 and st["gold"]["verified"] >= 44
-        assert st["by_reward_mode"].get("match", 0) == 4 * st["gold"]["verified"]
-        assert 0 <= st["pass@1"] <= st["pass@N"] <= 1
+            assert sum(getattr(st, key).values()) == len(rows), key
+        assert st.d_valid + st.d_neg <= len(rows)
+        assert st.d_valid == sum(1 for _ in pq.read_table(cfg_path(cfg, "d_valid", engine)).to_pylist())
+        assert sum(st.gold.values()) == 48 and st.gold["verified"] >= 44
+        assert st.by_reward_mode.get("match", 0) == 4 * st.gold["verified"]
+        assert 0 <= st.pass_at_1 <= st.pass_at_n <= 1
         # reward and outcome agree with the execution record
         for r in rows:
             assert r["outcome"] == outcome(r, r["reward_mode"]) and r["reward"] == float(r["outcome"] == "pass")
         pairs = pq.read_table(cfg_path(cfg, "dpo_pairs", engine)).to_pylist()
-        assert len(pairs) == st["dpo_pairs"] and all(p["chosen"] != p["rejected"] for p in pairs)
+        assert len(pairs) == st.dpo_pairs and all(p["chosen"] != p["rejected"] for p in pairs)
         assert max(sum(p["question_id"] == q for p in pairs) for q in per_q) <= cfg.train.dpo.max_pairs_per_question
 
 
@@ -101,7 +101,7 @@ def test_killed_generator_and_executor_mid_run_lose_nothing(ray_local, translate
     for engine in ENGINES:
         rows = _rows(run, engine)
         ids = [r["id"] for r in rows]
-        assert len(ids) == len(set(ids)) == 48 * 8 == summary["engines"][engine]["candidates"]
+        assert len(ids) == len(set(ids)) == 48 * 8 == summary.engines[engine].candidates
         assert all(r["status"] != "infra_error" for r in rows)
 
 
@@ -119,7 +119,7 @@ def test_rerun_redoes_only_the_missing_shard(ray_local, sampled_run):
     try:
         again = run_sample_stage(cfg, 0, progress=lambda m: None)
         assert all(p.stat().st_mtime_ns == t for p, t in before.items())
-        assert again["engines"]["postgres"]["candidates"] == summary["engines"]["postgres"]["candidates"]
+        assert again.engines["postgres"].candidates == summary.engines["postgres"].candidates
         assert pq.read_table(victim).schema.equals(SHARD_SCHEMA)
     finally:
         victim.write_bytes(saved)  # the session's other tests read the first run
@@ -198,13 +198,13 @@ def test_evaluate_greedy_one_answer_per_question_with_ex_by_difficulty(ray_local
     # the translated split doubles as the eval split here: every question has a verified gold
     cfg = run_config(run, synth_data, tiny, "data.eval_splits=[train]", "data.limit=24")
     m = run_eval_stage(cfg, None, progress=lambda msg: None)  # the base model
-    assert m["model"] == str(tiny) and m["compare"]["rows"] == "bag"
+    assert m.model == str(tiny) and m.compare["rows"] == "bag"
     for engine in ENGINES:
-        a = m["splits"]["train"][engine]
+        a = m.splits["train"][engine]
         rows = [r for p in sorted((run / "eval" / "base" / "train" / engine).glob("part-*.parquet"))
                 for r in pq.read_table(p).to_pylist()]
-        assert len(rows) == a["questions"] == 24 and {r["sample_idx"] for r in rows} == {0}
-        assert a["judged"] + a["no_gold"] == 24 and a["judged"] >= 20
-        assert sum(d["n"] for d in a["by_difficulty"].values()) == a["judged"]
-        assert 0.0 <= a["ex"] <= 1.0 and all(r["reward_mode"] in ("match", "exec") for r in rows)
+        assert len(rows) == a.questions == 24 and {r["sample_idx"] for r in rows} == {0}
+        assert a.judged + a.no_gold == 24 and a.judged >= 20
+        assert sum(d["n"] for d in a.by_difficulty.values()) == a.judged
+        assert 0.0 <= a.ex <= 1.0 and all(r["reward_mode"] in ("match", "exec") for r in rows)
     assert (run / "eval" / "base" / "metrics.json").is_file()

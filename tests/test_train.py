@@ -37,12 +37,12 @@ def _train(ray_local, run: Path, synth_data, tiny, *extra):
 
 
 def _assert_learns(sft, dpo):
-    assert sft["rows"] > 100 and sft["sources"]["d_trans"] > 100
-    assert sft["last"]["loss"] < sft["first"]["loss"] * 0.9, sft
-    assert dpo["last"]["rewards/margins"] > dpo["first"]["rewards/margins"], dpo
-    assert dpo["last"]["rewards/accuracies"] > dpo["first"]["rewards/accuracies"] or \
-        dpo["last"]["rewards/accuracies"] == 1.0, dpo
-    assert dpo["reference"] == sft["model"]  # train.dpo.reference: sft
+    assert sft.rows > 100 and sft.sources["d_trans"] > 100
+    assert sft.last["loss"] < sft.first["loss"] * 0.9, sft
+    assert dpo.last["rewards/margins"] > dpo.first["rewards/margins"], dpo
+    assert dpo.last["rewards/accuracies"] > dpo.first["rewards/accuracies"] or \
+        dpo.last["rewards/accuracies"] == 1.0, dpo
+    assert dpo.reference == sft.model  # train.dpo.reference: sft
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_checkpoint_loads_in_the_generator_and_changes_its_samples(ray_local, dd
     try:
         seeds = list(range(len(prompts)))
         before = ray_local.get(gen.sample.remote(prompts, seeds))
-        after = ray_local.get(gen.sample.remote(prompts, seeds, dpo["model"]))  # swapped in, same actor
+        after = ray_local.get(gen.sample.remote(prompts, seeds, dpo.model))  # swapped in, same actor
         assert after != before
         # one short epoch teaches the answer's form before its content: the random-init model
         # fills max_tokens inside the ```sql fence the generator opens; the trained one ends
@@ -83,7 +83,7 @@ def test_checkpoint_loads_in_the_generator_and_changes_its_samples(ray_local, dd
         # sampling on the new weights (the sampling stage's use) draws from the same model: near
         # temperature 0 it says what greedy says (vLLM's in-place weight reload once
         # left greedy right and sampling drawing random tokens)
-        sampled = ray_local.get(gen.sample.remote(prompts, seeds, dpo["model"], 4, 0.01))
+        sampled = ray_local.get(gen.sample.remote(prompts, seeds, dpo.model, 4, 0.01))
         same = sum(c == greedy[0] for outs, greedy in zip(sampled, after) for c in outs) / (4 * len(prompts))
         assert same >= 0.5, (same, sampled[0], after[0])
     finally:
@@ -97,7 +97,7 @@ def test_deepspeed_zero_on_cpu(ray_local, sampled_run, synth_data, tiny, tmp_pat
     _assert_learns(sft, dpo)
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(dpo["model"])  # gathered, Hugging Face format
+    model = AutoModelForCausalLM.from_pretrained(dpo.model)  # gathered, Hugging Face format
     assert sum(p.numel() for p in model.parameters()) > 1e5
 
 

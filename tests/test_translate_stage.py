@@ -25,7 +25,7 @@ def test_stage_records_d_trans_and_resume(ray_local, test_config, migrated_synth
     # DuckDB files live under <run_dir>/duckdb: the synth ones migrated for the test session
     shutil.copytree(ROOT / ".run" / "test-synth" / "duckdb", tmp_path / "duckdb")
     summary = run_translate_stage(cfg, progress=lambda m: None)
-    n = summary["examples"]
+    n = summary.examples
     assert n == 204
     for engine in ("postgres", "duckdb", "mysql"):
         shards = sorted((tmp_path / "translate" / engine).glob("part-*.parquet"))
@@ -34,7 +34,7 @@ def test_stage_records_d_trans_and_resume(ray_local, test_config, migrated_synth
         assert sorted(r["id"] for r in rows) == sorted({r["id"] for r in rows}) and len(rows) == n
         d_trans = pq.read_table(tmp_path / "d_trans" / f"{engine}.parquet").to_pylist()
         assert d_trans and all(r["verdict"] == "verified" for r in d_trans)
-        assert summary["engines"][engine]["verified_share"] > 0.95
+        assert summary.engines[engine].verified_share > 0.95
     # lose one shard: the re-run redoes exactly that one
     victim = tmp_path / "translate" / "mysql" / "part-00002.parquet"
     victim.unlink()
@@ -43,7 +43,7 @@ def test_stage_records_d_trans_and_resume(ray_local, test_config, migrated_synth
     assert [Path(t.path) for t in p.tasks] == [victim]
     again = run_translate_stage(cfg, progress=lambda m: None)
     assert victim.exists() and all(q.stat().st_mtime_ns == t for q, t in before.items())
-    assert again["engines"] == summary["engines"]
+    assert again.engines == summary.engines
 
 
 def test_runner_writes_what_a_shard_translator_gives(ray_local, test_config, migrated_synth, synth_data, tmp_path):

@@ -21,6 +21,7 @@ from pathlib import Path
 from exesql_ray.config import Config
 from exesql_ray.errors import UserError
 from exesql_ray.runs import policy_for, train_dir
+from exesql_ray.summaries import TrainSummary
 
 DEEPSPEED_DIR = Path(__file__).resolve().parents[2] / "configs" / "deepspeed"
 
@@ -91,13 +92,13 @@ class TrainPlan:
         return self.out / "summary.json"
 
 
-def finished(cfg: Config, iteration: int, stage: str) -> dict | None:
+def finished(cfg: Config, iteration: int, stage: str) -> TrainSummary | None:
     """The summary of a stage already done (its model and summary written), else None."""
     if stage not in ("sft", "dpo"):
         raise UserError(f"train stage {stage!r}: expected sft or dpo")
     out = train_dir(cfg, iteration) / stage
     if (out / "model" / "config.json").is_file() and (out / "summary.json").is_file():
-        return json.loads((out / "summary.json").read_text())
+        return TrainSummary.from_dict(json.loads((out / "summary.json").read_text()))
     return None
 
 
@@ -118,18 +119,18 @@ def plan_training(cfg: Config, iteration: int, stage: str) -> TrainPlan:
     return TrainPlan(stage, iteration, start, reference, out, rows, data_info, loop_config)
 
 
-def summarize_training(cfg: Config, plan: TrainPlan, seconds: float) -> dict:
+def summarize_training(cfg: Config, plan: TrainPlan, seconds: float) -> TrainSummary:
     """The stage's summary from what its workers wrote (written to `summary.json`)."""
     out, t = plan.out, cfg.train
     info = json.loads((out / "model" / "exesql_train.json").read_text())
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    summary = {"stage": plan.stage, "iteration": plan.iteration, "model": str(out / "model"), "from": str(plan.start),
-               "reference": str(plan.reference) if plan.stage == "dpo" else None, "strategy": t.strategy,
-               "workers": t.num_workers, **plan.data_info, "resumed_from": info.get("resumed_from"),
-               "global_step": info.get("global_step"),
-               "max_steps": info.get("max_steps"), "seconds": round(seconds, 1),
-               "first": _first_last(metrics, first=True), "last": _first_last(metrics, first=False)}
-    plan.summary_path.write_text(json.dumps(summary, indent=1))
+    summary = TrainSummary.from_dict({
+        "stage": plan.stage, "iteration": plan.iteration, "model": str(out / "model"), "from": str(plan.start),
+        "reference": str(plan.reference) if plan.stage == "dpo" else None, "strategy": t.strategy,
+        "workers": t.num_workers, **plan.data_info, "resumed_from": info.get("resumed_from"),
+        "global_step": info.get("global_step"), "max_steps": info.get("max_steps"), "seconds": round(seconds, 1),
+        "first": _first_last(metrics, first=True), "last": _first_last(metrics, first=False)})
+    plan.summary_path.write_text(json.dumps(summary.to_dict(), indent=1))
     return summary
 
 
