@@ -54,7 +54,7 @@ def ddp_run(ray_local, sampled_run, synth_data, tiny, tmp_path_factory):
 def test_ddp_sft_then_dpo_learn(ddp_run):
     _, (sft, dpo) = ddp_run
     _assert_learns(sft, dpo)
-    assert sft["workers"] == 2 and sft["strategy"] == "ddp"
+    assert sft.workers == 2 and sft.strategy == "ddp"
 
 
 def test_checkpoint_loads_in_the_generator_and_changes_its_samples(ray_local, ddp_run, tiny):
