@@ -12,7 +12,8 @@ Columns: base; iter-0 (SFT on the verified translations: translation bootstrappi
 method). Every gain carries its paired-bootstrap 95% interval over the same questions.
 From the same run: our Ray Train SFT's tokens/s against a plain single-process TRL SFTTrainer
 on the same rows and model; generation tokens/s and the sampling stage's wall time against
-generation alone on the same prompts; peak memory (the machine's, over the whole run).
+generation alone, side by side on the same replicas, prompts and seeds (generation timed
+before and after the stage, which writes to a scratch folder); peak memory (the machine's).
 Last line: {"ex", "gain_ci", "train_vs_plain_trl", "sample_over_generation", "peak_gb", "minutes"}.
 """
 
@@ -244,15 +245,29 @@ def main() -> None:
     plain = plain_trl_tokens_per_s(rows, base_model(cfg), cfg)  # the model `ours` starts from
     print(f"SFT tokens/s on the same {len(rows)} rows: ours (Ray Train, 1 worker) {ours:.0f}, plain TRL "
           f"SFTTrainer (one process) {plain:.0f}: {ours / plain:.2f}x")
+    # The sampling stage against generation alone, side by side on the same replicas: iteration
+    # 1's questions, seeds and model, generation before and after the stage (their mean is the
+    # reference); the stage writes to a scratch folder, so the run's own shards stay.
+    import shutil
+
+    from controller.sample import run_sample_stage
+
     gens = start_generators(str(train_dir(cfg, 0) / "sft" / "model"), cfg.generation)
+    scratch_root = Path(cfg.run_dir) / "bench" / "sample-iter-1"
     try:
-        gen_s, gen_tokens = generation_alone(cfg, gens, 1)
+        gen_before, gen_tokens = generation_alone(cfg, gens, 1)
+        shutil.rmtree(scratch_root, ignore_errors=True)
+        t0 = time.time()
+        run_sample_stage(cfg, 1, generators=gens, progress=lambda m: None, root=scratch_root)
+        stage_s = time.time() - t0
+        gen_after, _ = generation_alone(cfg, gens, 1)
     finally:
         for a in gens:
             ray.kill(a)
-    stage_s = sample.get("seconds") or manifest["stages"]["sample/iter-1"]["seconds"]
-    print(f"generation: {gen_tokens} tokens in {gen_s:.0f} s ({gen_tokens / gen_s:.0f} tokens/s); the sampling "
-          f"stage (generate + execute + write) took {stage_s:.0f} s: {stage_s / gen_s:.2f}x generation alone")
+    gen_s = (gen_before + gen_after) / 2
+    print(f"generation alone: {gen_tokens} tokens in {gen_before:.0f} s before and {gen_after:.0f} s after the stage "
+          f"({gen_tokens / gen_s:.0f} tokens/s); the sampling stage (generate + execute + write) on the same "
+          f"questions and replicas: {stage_s:.0f} s, {stage_s / gen_s:.2f}x generation alone")
     peak = memory.stop()
     minutes = round((time.time() - t_start) / 60, 1)
     print(f"peak memory (machine, used): {peak} GB; {minutes} min")

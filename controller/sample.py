@@ -10,6 +10,7 @@ restarted); the map step only routes a batch to one of them.
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -149,13 +150,14 @@ def _run_plans(work: list[tuple[Config, SamplePlan]], generators: list | None, p
 
 
 def run_sample_stage(cfg: Config, iteration: int, generators: list | None = None,
-                     progress=print) -> SampleSummary:
+                     progress=print, root: Path | None = None) -> SampleSummary:
     """Plan, sample what is missing, summarise. Starts generator replicas unless given some
-    (the pipeline keeps its replicas across iterations and swaps their weights)."""
+    (the pipeline keeps its replicas across iterations and swaps their weights). `root`: another
+    folder than the run's for the shards (bench/learning.py times the stage there)."""
     import time
 
     t0 = time.time()
-    plan = plan_sampling(cfg, iteration)
+    plan = plan_sampling(cfg, iteration, root=root)
     progress(f"sample iteration {iteration}: {plan.questions} questions × {len(plan.engines)} engines × n={plan.n} "
              f"from {plan.model_path}; {len(plan.todo)} of {len(plan.shards)} shards to do")
     _run_plans([(cfg, plan)], generators, progress)
