@@ -9,6 +9,7 @@ Adding an engine is one module and one line here (docs/engines.md).
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ SOURCE = "sqlite"  # the dialect of the datasets' gold; the others are translati
 TARGETS = tuple(name for name in ENGINES if name != SOURCE)
 
 
+@functools.cache  # prompts and rewrites ask per identifier and per node
 def engine_class(name: str) -> type[Engine]:
     """The engine class `name` names (its module is imported on first use)."""
     if name not in ENGINES:

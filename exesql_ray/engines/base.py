@@ -51,6 +51,10 @@ class Limits:
     retries: int = 3
     backoff_s: float = 0.2
 
+    @classmethod
+    def from_config(cls, cfg) -> "Limits":
+        return cls(timeout_s=cfg.execution.timeout_s, max_rows=cfg.execution.max_rows)
+
 
 class Engine(ABC):
     """Owns the execution path; subclasses declare their tables and implement `_run`.

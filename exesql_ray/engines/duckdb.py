@@ -66,8 +66,7 @@ class DuckDBEngine(Engine):
     def from_config(cls, cfg, *, db_root=None, dsn=None) -> "DuckDBEngine":
         from exesql_ray.engines import duckdb_root
 
-        return cls(db_root or duckdb_root(cfg), limits=Limits(timeout_s=cfg.execution.timeout_s,
-                                                                max_rows=cfg.execution.max_rows))
+        return cls(db_root or duckdb_root(cfg), limits=Limits.from_config(cfg))
 
     @classmethod
     def migration_target(cls, cfg, root=None) -> "DuckDBTarget":

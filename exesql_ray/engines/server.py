@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Iterable, Iterator
 
 from exesql_ray.errors import UserError
 
-from exesql_ray.engines.base import Engine, InfraError, Interrupted
+from exesql_ray.engines.base import Engine, InfraError, Interrupted, Limits
 from exesql_ray.engines.results import Execution
 
 
@@ -25,10 +25,8 @@ class ServerEngine(Engine):
     @classmethod
     def from_config(cls, cfg, *, db_root=None, dsn: str | None = None) -> "ServerEngine":
         """`cls(dsn, limits=, max_connections=, allow_writable=)` from `engines.<name>`."""
-        from exesql_ray.engines.base import Limits
-
         server = getattr(cfg.engines, cls.name)
-        return cls(dsn or server.dsn, limits=Limits(timeout_s=cfg.execution.timeout_s, max_rows=cfg.execution.max_rows),
+        return cls(dsn or server.dsn, limits=Limits.from_config(cfg),
                    max_connections=server.max_connections, allow_writable=cfg.engines.allow_writable_login)
 
     @classmethod

@@ -89,7 +89,7 @@ class SQLiteEngine(Engine):
     def from_config(cls, cfg, *, db_root=None, dsn=None) -> "SQLiteEngine":
         if db_root is None:
             raise UserError("sqlite needs a database folder (--db-root)")
-        return cls(db_root=db_root, limits=Limits(timeout_s=cfg.execution.timeout_s, max_rows=cfg.execution.max_rows))
+        return cls(db_root=db_root, limits=Limits.from_config(cfg))
 
     def __init__(self, db_root: str | Path | None = None, db_paths: dict[str, str] | None = None,
                  limits: Limits = Limits(), cache_mb: int = CACHE_MB):
