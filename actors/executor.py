@@ -61,7 +61,7 @@ class EngineMetrics:
 class ExecuteBatch:
     """Callable class for `map_batches`: built once per actor, called once per batch."""
 
-    def __init__(self, engine: str, config: dict, db_root: str | None = None, labels: dict | None = None):
+    def __init__(self, engine: str, config: dict, db_root: str | list[str] | None = None, labels: dict | None = None):
         from exesql_ray.engines import open_engine
 
         cfg = Config.model_validate(config)

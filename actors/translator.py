@@ -9,8 +9,8 @@ from exesql_ray.translate_stage import ShardTask, ShardTranslator
 
 
 class TranslateShards:
-    def __init__(self, config: dict, db_root: str | None):
-        self.worker = ShardTranslator(Config.model_validate(config), db_root)
+    def __init__(self, config: dict, db_roots: list[str] | None):
+        self.worker = ShardTranslator(Config.model_validate(config), db_roots)
 
     def __call__(self, batch: dict) -> dict:
         outs = [self.worker(ShardTask(engine=e, path=p, examples=list(x)))

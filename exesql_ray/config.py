@@ -48,6 +48,12 @@ class DataConfig(Section):
     synth_seed: int = 0
     synth_per_template: int = Field(default=4, ge=2)
 
+    @property
+    def splits(self) -> list[str]:
+        """The train split and the eval splits, each once (a benchmark evaluated on its only
+        split, say Spider-Syn's dev, has train_split == eval_splits[0])."""
+        return list(dict.fromkeys([self.train_split, *self.eval_splits]))
+
 
 class ServerConfig(Section):
     """How to reach one database server: the SELECT-only login and the admin login."""

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from exesql_ray.config import Config
-from exesql_ray.data import db_root, load_dataset, write_parquet_atomic
+from exesql_ray.data import db_roots, load_dataset, write_parquet_atomic
 from exesql_ray.errors import UserError
 from exesql_ray.prompts import schema_text, sql_prompt
 from exesql_ray.rewards import mine_pairs, pass_at, reward_mode, score, split_valid_neg
@@ -65,7 +65,7 @@ class SamplePlan:
     todo: list[SampleShard]  # the ones not on disk yet
     questions: int
     skipped_missing_db: int
-    db_root: str | None  # the SQLite databases (sqlite as a target engine)
+    db_roots: list[str] | None  # the SQLite database folders (sqlite as a target engine)
     gold_source: dict[str, Counter] = field(default_factory=dict)
 
 
@@ -140,7 +140,7 @@ def plan_sampling(cfg: Config, iteration: int, engines: list[str] | None = None,
             shards.append(SampleShard(engine, i // size, str(root / engine / f"part-{i // size:05d}.parquet"), part))
     todo = [s for s in shards if not Path(s.path).exists()]
     return SamplePlan(iteration, engines, root, str(model), cfg.generation.n, shards, todo, len(with_db),
-                      len(examples) - len(with_db), db_root(with_db), gold_source)
+                      len(examples) - len(with_db), db_roots(with_db), gold_source)
 
 
 def explode(questions: list[dict], completions: list[list[str]], iteration: int) -> list[dict]:

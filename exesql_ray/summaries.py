@@ -24,6 +24,19 @@ class TranslateEngine(Record):
     verdicts: dict[str, int]
     verified_by_method: dict[str, int]
     verified_share: float | None  # of the examples whose gold runs on SQLite
+    gold_errors: int = 0  # examples whose gold fails on SQLite: no translation can be verified
+    verified_of_all: float | None = None  # of every example, gold failures counted
+
+    def describe(self) -> str:
+        """The verified share with the gold failures beside it: a share over the working gold
+        alone hides questions that will go unjudged."""
+        if self.verified_share is None:
+            return f"nothing verified ({self.gold_errors} gold queries fail on SQLite)"
+        text = f"{self.verified_share:.1%} verified"
+        if self.gold_errors:
+            text += (f" of those whose gold runs on SQLite; {self.gold_errors} gold queries fail on SQLite "
+                     f"({self.verified_of_all:.1%} verified of all)")
+        return text
 
 
 class TranslateSummary(Record):

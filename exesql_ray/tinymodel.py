@@ -86,7 +86,7 @@ def build_for_run(cfg, out: str | os.PathLike | None = None) -> tuple[Path, int,
     from exesql_ray.prompts import schema_text
     from exesql_ray.schema import schema_of
 
-    splits = [cfg.data.train_split, *cfg.data.eval_splits]
+    splits = cfg.data.splits
     ds = load_dataset(cfg.data.dataset, cfg.data.path, splits)
     examples = [e for s in splits for e in ds.splits.get(s, [])]
     engines = ["sqlite", *[e for e in cfg.engines.targets if e != "sqlite"]]

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from exesql_ray.compare import CompareOptions
 from exesql_ray.config import Config
-from exesql_ray.data import Example, db_root, load_dataset, write_parquet_atomic
+from exesql_ray.data import Example, db_roots, load_dataset, write_parquet_atomic
 from exesql_ray.engines import open_engine
 from exesql_ray.executor import Executor
 from exesql_ray.sample_stage import split_questions
@@ -43,7 +43,7 @@ class Plan:
     tasks: list[ShardTask]  # the shards not written yet
     examples: int
     skipped_missing_db: int
-    db_root: str | None
+    db_roots: list[str] | None
 
 
 def repair_backend(cfg: Config):
@@ -57,7 +57,7 @@ def repair_backend(cfg: Config):
 
 def plan(cfg: Config) -> Plan:
     engines = cfg.translate.engines or [e for e in cfg.engines.targets if e != "sqlite"]
-    splits = cfg.translate.splits or [cfg.data.train_split, *cfg.data.eval_splits]
+    splits = cfg.translate.splits or cfg.data.splits
     ds = load_dataset(cfg.data.dataset, cfg.data.path, splits)
     examples = [e for s in splits for e in split_questions(cfg, ds, s)]
     with_db = [e for e in examples if e.has_db]
@@ -69,15 +69,15 @@ def plan(cfg: Config) -> Plan:
             path = root / engine / f"part-{i // size:05d}.parquet"
             if not path.exists():
                 tasks.append(ShardTask(engine, str(path), [dataclasses.asdict(e) for e in with_db[i:i + size]]))
-    return Plan(engines, root, tasks, len(with_db), len(examples) - len(with_db), db_root(with_db))
+    return Plan(engines, root, tasks, len(with_db), len(examples) - len(with_db), db_roots(with_db))
 
 
 class ShardTranslator:
     """Holds the SQLite executor and one executor per target engine; translates shards."""
 
-    def __init__(self, cfg: Config, db_root: str | None):
+    def __init__(self, cfg: Config, db_roots: list[str] | None):
         self.cfg = cfg
-        self.sqlite = Executor(open_engine("sqlite", cfg, db_root=db_root))
+        self.sqlite = Executor(open_engine("sqlite", cfg, db_root=db_roots))
         self.targets: dict[str, Executor] = {}
         self.backend = repair_backend(cfg)
         self.opts = CompareOptions.from_config(cfg.compare)
@@ -116,7 +116,9 @@ def summarize(p: Plan, seconds: float) -> TranslateSummary:
         n = table.num_rows - verdicts.get("gold_error", 0)
         summary.engines[engine] = TranslateEngine(
             verdicts=dict(verdicts), verified_by_method=dict(Counter(verified.column("method").to_pylist())),
-            verified_share=round(verdicts["verified"] / n, 4) if n else None)
+            verified_share=round(verdicts["verified"] / n, 4) if n else None,
+            gold_errors=verdicts.get("gold_error", 0),
+            verified_of_all=round(verdicts["verified"] / table.num_rows, 4) if table.num_rows else None)
     (p.root / "summary.json").parent.mkdir(parents=True, exist_ok=True)
     (p.root / "summary.json").write_text(json.dumps(summary.to_dict(), indent=1))
     return summary

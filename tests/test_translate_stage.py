@@ -56,7 +56,7 @@ def test_runner_writes_what_a_shard_translator_gives(ray_local, test_config, mig
     run_translate_stage(cfg, progress=lambda m: None)
     on_ray = pq.read_table(task.path).to_pylist()
     task.path = str(tmp_path / "here.parquet")
-    worker = ShardTranslator(cfg, plan(cfg).db_root)
+    worker = ShardTranslator(cfg, plan(cfg).db_roots)
     try:
         worker(task)
     finally:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from exesql_ray.data.bird import load_bird
 from exesql_ray.data.common import Dataset
-from exesql_ray.data.records import Example, db_root, examples_to_table, table_to_examples, write_parquet_atomic
+from exesql_ray.data.records import Example, db_roots, examples_to_table, table_to_examples, write_parquet_atomic
 from exesql_ray.data.spider import VARIANTS, load_dr_spider, load_spider, load_variant
 from exesql_ray.data.wikisql import load_wikisql
 from exesql_ray.errors import UserError
@@ -49,7 +49,7 @@ def subset(examples: list[Example], limit: int | None, size: int | None, seed: s
 
 __all__ = [
     "subset",
-    "db_root",
+    "db_roots",
     "DATASETS", "Dataset", "Example", "load_dataset", "examples_to_table", "table_to_examples",
     "write_parquet_atomic",
 ]

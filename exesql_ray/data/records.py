@@ -53,11 +53,12 @@ EXAMPLE_SCHEMA = pa.schema(
 )
 
 
-def db_root(examples: list[Example]) -> str | None:
-    """The folder of `<db_id>/<db_id>.sqlite` the examples' databases live in (the SQLite
-    engine's root), or None when none has a database."""
-    with_db = next((e for e in examples if e.has_db), None)
-    return str(Path(with_db.db_path).parent.parent) if with_db else None
+def db_roots(examples: list[Example]) -> list[str] | None:
+    """Every folder of `<db_id>/<db_id>.sqlite` the examples' databases live in, in the order
+    first met (the SQLite engine's roots), or None when none has a database. A benchmark can
+    use several: Spider-DK's questions run on its own three databases and on Spider's."""
+    roots = dict.fromkeys(str(Path(e.db_path).parent.parent) for e in examples if e.has_db)
+    return list(roots) or None
 
 
 def examples_to_table(examples: list[Example]) -> pa.Table:

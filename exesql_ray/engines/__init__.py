@@ -52,7 +52,7 @@ def engine_class(name: str) -> type[Engine]:
     return importlib.import_module(f"exesql_ray.engines.{ENGINES[name].module}").ENGINE
 
 
-def open_engine(name: str, cfg: Config, *, db_root: str | Path | None = None, dsn: str | None = None) -> Engine:
+def open_engine(name: str, cfg: Config, *, db_root: str | Path | list | None = None, dsn: str | None = None) -> Engine:
     """The engine for `name`, with the config's limits and connection. SQLite reads `db_root`
     (Spider's database/ layout); DuckDB reads the migrated files under `<run_dir>/duckdb`
     unless `db_root` says otherwise; servers use the config's DSN unless `dsn` is given."""

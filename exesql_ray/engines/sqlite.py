@@ -91,13 +91,14 @@ class SQLiteEngine(Engine):
             raise UserError("sqlite needs a database folder (--db-root)")
         return cls(db_root=db_root, limits=Limits.from_config(cfg))
 
-    def __init__(self, db_root: str | Path | None = None, db_paths: dict[str, str] | None = None,
+    def __init__(self, db_root: str | Path | list | None = None, db_paths: dict[str, str] | None = None,
                  limits: Limits = Limits(), cache_mb: int = CACHE_MB):
         super().__init__(limits)
         self.cache_mb = cache_mb
         self.db_paths: dict[str, str] = dict(db_paths or {})
-        if db_root is not None:
-            root = Path(db_root)
+        # one folder or several (a benchmark's own databases beside Spider's): a db_id found
+        # in more than one is the first folder's
+        for root in map(Path, [] if db_root is None else db_root if isinstance(db_root, list) else [db_root]):
             if not root.is_dir():
                 raise UserError(f"--db-root {root}: not a directory")
             for d in sorted(root.iterdir()):
