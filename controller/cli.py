@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from exesql_ray.engines import ENGINES, TARGETS
-from exesql_ray.errors import UserError
+from exesql_ray.errors import UserError, user_error_in
 from exesql_ray.models import DEFAULT_MODEL, EMBEDDED
 
 
@@ -217,9 +217,11 @@ def cmd_execute(args) -> int:
 def cmd_translate(args) -> int:
     from controller.translate import run_translate_stage
 
-    cfg, summary = _on_ray(args, run_translate_stage, needs_model=False)
+    from controller.translate import translate_preflight
+
+    cfg, summary = _on_ray(args, run_translate_stage, needs_model=False, preflight=translate_preflight)
     for engine, st in summary.engines.items():
-        print(f"translate → {engine}: verified {st.verified_share:.1%} of {summary.examples} "
+        print(f"translate → {engine}: {st.describe()}, {summary.examples} examples "
               f"({', '.join(f'{k} {v}' for k, v in sorted(st.verdicts.items()))}; verified by "
               f"{', '.join(f'{k} {v}' for k, v in sorted(st.verified_by_method.items()))})")
     print(f"D_Trans under {Path(cfg.run_dir) / 'd_trans'}; {summary.skipped_missing_db} examples skipped (no DB); "
@@ -227,28 +229,37 @@ def cmd_translate(args) -> int:
     return 0
 
 
-def _on_ray(args, stage, needs_model: bool = True):
+def _on_ray(args, stage, needs_model: bool = True, preflight=None):
     """(config, result) of `stage(cfg, progress=…)` run beside a local Ray (or the cluster
-    under `ray job submit`), with progress lines on stderr."""
+    under `ray job submit`), with progress lines on stderr. Before Ray starts: the run folder
+    is writable and not in use by another live command, and `preflight(cfg)` has found what
+    the stage needs (a missing input is one line naming what to run first)."""
     from controller.ray_start import link_ray_logs, local_ray
     from exesql_ray.io import check_folder
     from exesql_ray.models import ensure_embedded
+    from exesql_ray.runlock import RunLock
 
     cfg = _config(args)
     check_folder(cfg.run_dir)  # before any work: a run folder we cannot write would lose it all
-    if needs_model and cfg.model.path in EMBEDDED and not getattr(args, "model", None):  # once per machine
-        ensure_embedded(cfg.model.path, progress=lambda m: print(m, file=sys.stderr))
-    local_ray()
-    link = link_ray_logs(cfg.run_dir)
-    if link:
-        print(f"Ray's logs: {link}", file=sys.stderr)
-    return cfg, stage(cfg, progress=lambda m: print(m, file=sys.stderr))
+    with RunLock(cfg.run_dir, f"exesql-ray {args.command}"):
+        if needs_model and cfg.model.path in EMBEDDED and not getattr(args, "model", None):  # once per machine
+            ensure_embedded(cfg.model.path, progress=lambda m: print(m, file=sys.stderr))
+        if preflight is not None:
+            preflight(cfg)
+        local_ray()
+        link = link_ray_logs(cfg.run_dir)
+        if link:
+            print(f"Ray's logs: {link}", file=sys.stderr)
+        return cfg, stage(cfg, progress=lambda m: print(m, file=sys.stderr))
 
 
 def cmd_sample(args) -> int:
     from controller.sample import run_sample_stage
 
-    cfg, summary = _on_ray(args, lambda c, progress: run_sample_stage(c, args.iteration, progress=progress))
+    from controller.sample import sample_preflight
+
+    cfg, summary = _on_ray(args, lambda c, progress: run_sample_stage(c, args.iteration, progress=progress),
+                           preflight=lambda c: sample_preflight(c, args.iteration))
     for engine, st in summary.engines.items():
         print(f"sample iteration {args.iteration} → {engine}: {st.questions} questions, {st.candidates} "
               f"candidates; pass@1 {st.pass_at_1:.3f}, pass@{summary.n} {st.pass_at_n:.3f}; D_Valid "
@@ -258,7 +269,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from controller.sample import run_benchmark_eval, run_eval_stage
+    from controller.sample import eval_preflight, run_benchmark_eval, run_eval_stage
     from exesql_ray.evaluate import eval_root, evaluated_model, model_tag
     from exesql_ray.models import resolve_model
 
@@ -270,22 +281,27 @@ def cmd_evaluate(args) -> int:
         raise UserError("evaluate: give --iteration or --model, not both")
     if args.model is None and args.iteration is None:
         raise UserError("evaluate: --iteration K|base or --model PATH|NAME is required")
+    iteration = None if args.iteration == "base" else args.iteration  # None: the base model
 
     given = resolve_model(args.model, lambda m: print(m, file=sys.stderr)) if args.model else None
     if given is not None and given.exists() and not (given / "config.json").is_file():
         raise UserError(f"evaluate: --model {given} holds no model (config.json)")
 
     def stage(c, progress):
-        model = given or evaluated_model(c, args.iteration)
+        model = given or evaluated_model(c, iteration)
         if not (Path(model) / "config.json").is_file() and not given:
             raise UserError(f"evaluate: {model} holds no model (config.json)")
         name = model_tag(c, model) if args.model else None
         if args.dataset is None:
-            return c, run_eval_stage(c, args.iteration, progress=progress, model=model, name=name)
+            return c, run_eval_stage(c, iteration, progress=progress, model=model, name=name)
         return run_benchmark_eval(c, args.dataset, args.path, args.split or ["dev"], model,
                                   name or model_tag(c, model), progress=progress)
 
-    cfg, (ecfg, m) = _on_ray(args, stage)
+    def preflight(c):
+        if args.dataset is None:  # a benchmark's databases are migrated by the stage itself
+            eval_preflight(c, iteration, model=given, name=model_tag(c, given) if given else None)
+
+    cfg, (ecfg, m) = _on_ray(args, stage, preflight=preflight)
     c = m.compare
     print(f"evaluate {m.iteration} ({m.model}) on {m.dataset}; rows {c['rows']}, order {c['order']}, "
           f"float_tol {c['float_tol']}; 95% intervals (Wilson):")
@@ -302,13 +318,14 @@ def cmd_evaluate(args) -> int:
     for e in engines:
         print(f"{e:<10}" + "".join(f"{'-' if ex[sp].get(e) is None else format(ex[sp][e], '.3f'):>24}"
                                    for sp in splits))
-    print(f"metrics: {eval_root(ecfg, args.iteration, m.iteration if args.model or args.dataset else None) / 'metrics.json'}")
+    print(f"metrics: {eval_root(ecfg, iteration, m.iteration if args.model or args.dataset else None) / 'metrics.json'}")
     return 0
 
 
-def _iteration_or_base(text: str) -> int | None:
+def _iteration_or_base(text: str) -> int | str:
+    """K, or the string `base` (None would read as "not given")."""
     if text == "base":
-        return None
+        return text
     try:
         return int(text)
     except ValueError:
@@ -318,7 +335,10 @@ def _iteration_or_base(text: str) -> int | None:
 def cmd_train(args) -> int:
     from controller.train import run_training
 
-    _, s = _on_ray(args, lambda c, progress: run_training(c, args.iteration, args.stage, progress=progress))
+    from exesql_ray.train import check_inputs
+
+    _, s = _on_ray(args, lambda c, progress: run_training(c, args.iteration, args.stage, progress=progress),
+                   preflight=lambda c: check_inputs(c, args.iteration, args.stage))
     moved = ", ".join(f"{k} {s.first[k]:.4f} → {s.last[k]:.4f}" for k in s.first if k in s.last)
     print(f"train {args.stage} iteration {args.iteration}: {s.rows} rows, {s.global_step} steps on "
           f"{s.workers} workers ({s.strategy}){'; ' + moved if moved else ''}; model {s.model}"
@@ -537,6 +557,21 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except UserError as e:
         print(f"exesql-ray: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 -- a UserError a Ray worker raised comes back wrapped
+        inner = user_error_in(e)
+        if inner is None:
+            from controller.ray_start import ray_log_hint
+
+            hint = ray_log_hint()
+            if hint:  # a bug: its traceback, and where Ray's workers logged theirs
+                import traceback
+
+                traceback.print_exc()
+                print(f"exesql-ray: an unexpected error (a bug); Ray's logs: {hint}", file=sys.stderr)
+                return 1
+            raise
+        print(f"exesql-ray: error: {inner}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("exesql-ray: interrupted; what finished is kept (a run resumes where it stopped when started again)",

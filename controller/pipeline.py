@@ -43,10 +43,10 @@ class Manifest:
     def record(self, name: str, info: dict, seconds: float) -> None:
         self.data["stages"][name] = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": round(seconds, 1),
                                      **info}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1))
-        tmp.replace(self.path)
+        from exesql_ray.io import atomic_write
+
+        text = json.dumps(self.data, indent=1)
+        atomic_write(self.path, lambda tmp: Path(tmp).write_text(text), f"the manifest's record of stage {name}")
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -94,7 +94,7 @@ def migrate_databases(cfg: Config, progress) -> dict:
 
     from exesql_ray.sample_stage import split_questions
 
-    ds = load_dataset(cfg.data.dataset, cfg.data.path, [cfg.data.train_split, *cfg.data.eval_splits])
+    ds = load_dataset(cfg.data.dataset, cfg.data.path, cfg.data.splits)
     # the databases of the questions the run uses (data.limit, data.questions)
     dbs = {e.db_id: e.db_path for s in ds.splits for e in split_questions(cfg, ds, s) if e.has_db}
     out = {}

@@ -47,3 +47,17 @@ def link_ray_logs(run_dir: str) -> Path | None:
         link.unlink()
     link.symlink_to(logs, target_is_directory=True)
     return link
+
+
+def ray_log_hint() -> str | None:
+    """Where this process's Ray logged (its session folder), if Ray was started or joined here."""
+    if "ray" not in sys.modules:
+        return None
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    try:
+        return str(Path(ray._private.worker._global_node.get_logs_dir_path()))
+    except AttributeError:
+        return "the Ray dashboard (Jobs → this job's logs)"

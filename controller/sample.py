@@ -23,7 +23,7 @@ from exesql_ray.summaries import EvalSummary, SampleSummary
 QUESTION_SCHEMA = pa.schema(list(QUESTION_TYPES.items()))
 
 
-def execute_dataset(ds, engine: str, cfg: Config, db_root: str | None = None, labels: dict | None = None):
+def execute_dataset(ds, engine: str, cfg: Config, db_root: str | list[str] | None = None, labels: dict | None = None):
     """`ds` with the execution record of each row on `engine` (rows need id, db_id, sql);
     `labels` ({"stage": …, "iteration": …}) tag the actors' metrics."""
     from ray.data import ActorPoolStrategy
@@ -32,7 +32,7 @@ def execute_dataset(ds, engine: str, cfg: Config, db_root: str | None = None, la
     return ds.map_batches(
         ExecuteBatch,
         fn_constructor_kwargs={"engine": engine, "config": cfg.model_dump(mode="json"),
-                               "db_root": None if db_root is None else str(db_root), "labels": labels},
+                               "db_root": db_root if db_root is None or isinstance(db_root, list) else str(db_root), "labels": labels},
         batch_size=ex.batch_size,
         batch_format="pyarrow",
         compute=ActorPoolStrategy(size=ex.actors.get(engine, 1)),
@@ -99,7 +99,7 @@ def sample_on_ray(plan: SamplePlan, cfg: Config, generators: list, progress=None
     labels = labels or {"stage": "sample", "iteration": f"iter-{plan.iteration}"}
     metrics = StageMetrics(labels)
     chains = [execute_dataset(candidates_dataset(plan, cfg, generators, e), e, cfg,
-                              db_root=plan.db_root if e == "sqlite" else None, labels=labels) for e in engines]
+                              db_root=plan.db_roots if e == "sqlite" else None, labels=labels) for e in engines]
     ds = chains[0].union(*chains[1:]) if len(chains) > 1 else chains[0]
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
         rows = batch.to_pylist()
@@ -110,6 +110,29 @@ def sample_on_ray(plan: SamplePlan, cfg: Config, generators: list, progress=None
     return writer
 
 
+def check_engines(work: list[tuple[Config, SamplePlan]]) -> None:
+    """Open (and close) each engine the plans still need: a database not migrated, a server
+    down or a wrong login is one line here, not an error deep inside a Ray Data UDF."""
+    from exesql_ray.engines import open_engine
+
+    for c, p in work:
+        for e in sorted({s.engine for s in p.todo}):
+            open_engine(e, c, db_root=p.db_roots if e == "sqlite" else None).close()
+
+
+def sample_preflight(cfg: Config, iteration: int) -> None:
+    """What the sampling stage needs, checked before Ray starts: the policy's weights and
+    every engine's databases."""
+    check_engines([(cfg, plan_sampling(cfg, iteration))])
+
+
+def eval_preflight(cfg: Config, iteration: int | None, model=None, name: str | None = None) -> None:
+    """The same for an evaluation of the run's own eval splits."""
+    from exesql_ray.evaluate import plan_evaluation
+
+    check_engines([(ecfg, plan) for _, ecfg, plan in plan_evaluation(cfg, iteration, model=model, name=name)])
+
+
 def _run_plans(work: list[tuple[Config, SamplePlan]], generators: list | None, progress,
                labels: dict | None = None) -> None:
     """Sample the missing shards of each (config, plan), on the given replicas or on replicas
@@ -117,14 +140,11 @@ def _run_plans(work: list[tuple[Config, SamplePlan]], generators: list | None, p
     import ray
 
     from actors.generator import start_generators
-    from exesql_ray.engines import open_engine
 
     work = [(c, p) for c, p in work if p.todo]
     if not work:
         return
-    for c, p in work:  # an engine that cannot open fails here, before any model is loaded
-        for e in {s.engine for s in p.todo}:
-            open_engine(e, c, db_root=p.db_root if e == "sqlite" else None).close()
+    check_engines(work)  # an engine that cannot open fails here, before any model is loaded
     own = generators is None
     if own:
         generators = start_generators(work[0][1].model_path, work[0][0].generation)
@@ -194,5 +214,5 @@ def run_benchmark_eval(cfg: Config, dataset: str, path: str, splits: list[str], 
     migrate_databases(bcfg, progress)
     tr = run_translate_stage(bcfg, progress=progress)
     for engine, st in tr.engines.items():
-        progress(f"gold for {engine} on {dataset} {'/'.join(splits)}: {st.verified_share:.1%} verified by stage 1")
+        progress(f"gold for {engine} on {dataset} {'/'.join(splits)}: {st.describe()} (stage 1)")
     return bcfg, run_eval_stage(bcfg, None, progress=progress, model=model, name=name)

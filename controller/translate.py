@@ -23,7 +23,7 @@ def translate_on_ray(cfg: Config, p: Plan, progress=None) -> list[dict]:
     rows = [{"engine": t.engine, "path": t.path, "examples": t.examples} for t in p.tasks]
     ds = ray.data.from_items(rows, override_num_blocks=len(rows))
     out = ds.map_batches(TranslateShards, fn_constructor_kwargs={"config": cfg.model_dump(mode="json"),
-                                                                "db_root": p.db_root},
+                                                                "db_roots": p.db_roots},
                          batch_size=1, batch_format="numpy", concurrency=cfg.translate.workers, num_cpus=1)
     done = []
     for row in out.iter_rows():
@@ -31,6 +31,18 @@ def translate_on_ray(cfg: Config, p: Plan, progress=None) -> list[dict]:
         if progress:
             progress(f"translate {row['engine']}: {Path(row['path']).name} ({row['examples']} examples)")
     return done
+
+
+def translate_preflight(cfg: Config) -> None:
+    """What stage 1 needs, checked before Ray starts: every target engine opens (DuckDB's
+    migrated files, the servers and their logins) and SQLite finds the databases."""
+    from exesql_ray.engines import open_engine
+
+    p = plan(cfg)
+    for engine in sorted({t.engine for t in p.tasks}):
+        open_engine(engine, cfg).close()
+    if p.tasks:
+        open_engine("sqlite", cfg, db_root=p.db_roots).close()
 
 
 def run_translate_stage(cfg: Config, progress=print) -> TranslateSummary:

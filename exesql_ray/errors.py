@@ -1,9 +1,82 @@
 """Errors a user can act on.
 
 A UserError is bad input (a path, a file, a setting): the CLI prints its one line on stderr
-and exits 2. Anything else is a bug and keeps its traceback.
+and exits 2. `DiskFull` is one too: the machine, not the SQL, stopped the work, and the one
+line says where and that nothing half-written was left. Anything else is a bug and keeps its
+traceback.
+
+`user_error_in` finds such an error however deep a Ray actor, task or Ray Data UDF wrapped it
+(RayTaskError, UserCodeException, Ray Train's TrainingFailedError), so that the user sees its
+line and not Ray's pages around it. Ray Data re-raises a UDF's exception as a
+UserCodeException whose chain does not survive pickling; the worker's traceback text, which
+Ray keeps in the message, is then the only place the original line is, so it is read there.
 """
+
+from __future__ import annotations
+
+import errno
+import re
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 class UserError(Exception):
     """Bad input named precisely enough to fix: the file, row or setting at fault."""
+
+
+class DiskFull(UserError):
+    """A write ran out of space. The temporary file is gone and no output is half-written."""
+
+
+def disk_full(path, exc: OSError, what: str = "") -> DiskFull:
+    """The one line for a write to `path` that failed with ENOSPC or EDQUOT."""
+    done = f"{what}; " if what else ""
+    return DiskFull(f"no space left on the device writing {path} ({exc.strerror}): {done}nothing half-written "
+                    "was left; free some space and run the same command again (finished work is kept)")
+
+
+def _inner(exc: BaseException) -> list[BaseException]:
+    """What an exception wraps: Python's chain and Ray's `cause` (a RayTaskError holds the
+    exception raised in the worker; Ray Data's UserCodeException chains the RayTaskError)."""
+    out = [getattr(exc, "cause", None), exc.__cause__, exc.__context__]
+    return [e for e in out if isinstance(e, BaseException)]
+
+
+def user_error_in(exc: BaseException, _depth: int = 0) -> UserError | None:
+    """The UserError (or a disk-full OSError, as a DiskFull) inside `exc`, or None for a bug."""
+    seen, todo = set(), [exc]
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        cause = getattr(e, "cause", None)
+        if isinstance(e, UserError):
+            # Ray's RayTaskError(UserError) is both; its message is Ray's traceback, its
+            # `cause` the worker's own exception with the one line
+            return cause if isinstance(cause, UserError) else e
+        if isinstance(e, OSError) and e.errno in NO_SPACE:
+            return disk_full(e.filename or "a file of the run", e)
+        todo.extend(_inner(e))
+        if type(e).__module__.startswith("ray."):
+            found = _from_ray_text(str(e))
+            if found is not None:
+                return found
+    return None
+
+
+# The last line of a worker's traceback as Ray prints it: `module.Class: message`
+_RAISED = re.compile(r"^exesql_ray\.errors\.(UserError|DiskFull): (.+)$", re.M)
+_NO_SPACE_TEXT = re.compile(r"^\w*Error: \[Errno (?:28|122)\] [^\n]*?(?:: '([^']+)')?$", re.M)
+
+
+def _from_ray_text(text: str) -> UserError | None:
+    m = _RAISED.search(text)
+    if m:
+        return (DiskFull if m.group(1) == "DiskFull" else UserError)(m.group(2).strip())
+    m = _NO_SPACE_TEXT.search(text)
+    if m:
+        return DiskFull(f"no space left on the device writing {m.group(1) or 'a file of the run'}: nothing "
+                        "half-written was left; free some space and run the same command again (finished work "
+                        "is kept)")
+    return None

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from exesql_ray.errors import UserError
+from exesql_ray.errors import NO_SPACE, UserError, disk_full
 
 
 def read_rows(path: str | Path) -> list[dict]:
@@ -167,17 +167,28 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(out: str | Path, write) -> Path:
+def atomic_write(out: str | Path, write, what: str = "") -> Path:
     """`write(temporary path)` beside `out`, then rename: a crash leaves nothing half-written.
     The file gets the mode the umask gives a new file (mkstemp's is 0600). If the rename fails
-    after the write, the temporary file stays and the error names it: the work is not lost."""
+    after the write, the temporary file stays and the error names it: the work is not lost.
+    A full disk is one line (`DiskFull`, naming `out` and `what` was being written)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    except OSError as e:
+        if e.errno in NO_SPACE:
+            raise disk_full(out, e, what) from None
+        raise
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.errno in NO_SPACE:
+            raise disk_full(out, e, what) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -202,4 +213,4 @@ def write_records(records: list[dict], path: str | Path) -> Path:
                 for r in records:
                     f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
-    return atomic_write(p, write)
+    return atomic_write(p, write, f"{len(records)} records computed, none written")

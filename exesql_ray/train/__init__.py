@@ -102,6 +102,22 @@ def finished(cfg: Config, iteration: int, stage: str) -> TrainSummary | None:
     return None
 
 
+def check_inputs(cfg: Config, iteration: int, stage: str) -> None:
+    """What a stage needs, before Ray starts (a stage already done needs nothing): the model it
+    starts from, a valid ZeRO config, and rows from the earlier stages. Each missing one is a
+    UserError naming what to run first."""
+    from exesql_ray.train.data import dpo_rows, sft_rows
+
+    if finished(cfg, iteration, stage) is not None:
+        return
+    start, _, _ = stage_paths(cfg, iteration, stage)
+    if not (start / "config.json").is_file():
+        raise UserError(f"{stage} iteration {iteration} starts from {start}, which holds no model"
+                        + (f" (train iteration {iteration - 1} first)" if iteration else ""))
+    deepspeed_config(cfg)
+    sft_rows(cfg, iteration) if stage == "sft" else dpo_rows(cfg, iteration)
+
+
 def plan_training(cfg: Config, iteration: int, stage: str) -> TrainPlan:
     if stage not in ("sft", "dpo"):
         raise UserError(f"train stage {stage!r}: expected sft or dpo")
