@@ -6,7 +6,7 @@
 # Ports: EXESQL_JOB_PORTS="gcs dashboard metrics agent" (default "56379 58265 58080 58266"):
 # the agent's own port too, since the default (52365) is taken by any other local Ray.
 # Token auth (Ray 2.60's default) stays on: the head writes the token, the client reads it
-# with RAY_AUTH_MODE=token (shared/PLATFORM.md).
+# with RAY_AUTH_MODE=token (docs/platform.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

