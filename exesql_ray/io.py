@@ -104,9 +104,10 @@ def check_execute_rows(rows: list[dict], path, sql_column: str = "sql") -> None:
                 r["sql"] = r.pop(sql_column)
     found = sorted({k for r in rows if "_error" not in r for k in r})
     missing = [c for c in EXECUTE_COLUMNS if found and c not in found]
+    missing = [sql_column if c == "sql" else c for c in missing]  # named as the user asked for it
     if missing:
         hint = "; for `data export`'s output pass --sql-column sqlite_sql" if "sqlite_sql" in found else (
-            "; pass --sql-column NAME for the column holding the SQL" if "sql" in missing else "")
+            "; pass --sql-column NAME for the column holding the SQL" if sql_column in missing else "")
         raise UserError(f"{path}: no column {', '.join(missing)} (found: {', '.join(found)}); execute needs "
                         f"id, db_id, sql[, gold_sql]{hint}")
     seen: dict = {}

@@ -80,6 +80,9 @@ def test_input_without_a_sql_column_says_what_it_found(tmp_path, db_id):
     _one_line_error(r, "--sql-column sqlite_sql")
     r, out = _execute(tmp_path, rows, "--sql-column", "sqlite_sql")
     assert r.returncode == 0 and json.loads(out.read_text())["status"] == "ok", r.stderr
+    # a --sql-column the input lacks is named as it was asked for
+    r, _ = _execute(tmp_path, rows, "--sql-column", "query")
+    _one_line_error(r, "no column query", "found: db_id, id, question, sqlite_sql")
 
 
 def test_data_export_output_feeds_execute(tmp_path, synth_data):
@@ -194,3 +197,17 @@ def test_a_write_that_fails_at_the_end_keeps_what_was_computed(tmp_path, monkeyp
     kept = [p for p in tmp_path.iterdir() if p.name.startswith(".out.jsonl.")]
     assert len(kept) == 1 and str(kept[0]) in str(e.value) and "No space left" in str(e.value)
     assert json.loads(kept[0].read_text()) == {"id": "a", "status": "ok"}
+
+
+@pytest.mark.parametrize("root", ["dataset", "empty"])
+def test_a_db_root_without_databases_is_one_line(tmp_path, synth_data, db_id, root):
+    """The dataset folder instead of its database/, or an empty folder: no row is run."""
+    folder = synth_data if root == "dataset" else tmp_path / "empty"
+    folder.mkdir(exist_ok=True)
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"id": "a", "db_id": db_id, "sql": "SELECT 1"}) + "\n")
+    r = subprocess.run([sys.executable, "-m", "controller", "execute", "--engine", "sqlite", "--db-root", str(folder),
+                        "--input", str(inp), "--output", str(tmp_path / "out.jsonl")], cwd=ROOT, capture_output=True,
+                       text=True)
+    _one_line_error(r, f"--db-root {folder}: no database found")
+    assert not (tmp_path / "out.jsonl").exists()

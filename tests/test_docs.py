@@ -89,3 +89,26 @@ def test_actors_holds_only_actors():
             if isinstance(node, ast.FunctionDef):
                 assert node.name.startswith("_") or node.name in ("start_generators", "cpu_env"), \
                     f"{path.relative_to(ROOT)} defines {node.name}: a runner belongs in controller/"
+
+
+def test_version_names_the_parts_a_result_depends_on():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "controller", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    for part in ("exesql-ray 0.", "ray 2.", "vllm ", "torch 2.", "trl "):
+        assert part in r.stdout, r.stdout
+
+
+def test_no_file_points_at_what_a_clone_does_not_have():
+    """Facts live in docs/: a user's clone has no ../shared folder beside it."""
+    hits = []
+    for path in ROOT.rglob("*"):
+        if any(p in path.parts for p in (".venv", ".run", ".git", "runs", "__pycache__")) or not path.is_file():
+            continue
+        if path.suffix in (".py", ".md", ".sh", ".toml", ".txt", ".yaml", ".cfg") or path.name == "Makefile":
+            text = path.read_text(errors="replace")
+            if "PLATFORM.md" in text and path.name != "test_docs.py":
+                hits.append(str(path.relative_to(ROOT)))
+    assert not hits, f"these name shared/PLATFORM.md, which a clone lacks (use docs/platform.md): {hits}"
