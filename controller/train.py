@@ -1,7 +1,8 @@
-"""Stage 3 on Ray Train: one stage (SFT or DPO of iteration k) as `TorchTrainer` workers running
+"""Stage 3 on Ray Train: one stage (SFT, DPO or GRPO of iteration k) as `TorchTrainer` workers running
 the library's loops (`exesql_ray/train/loops.py`) on the library's plan; progress lines from
 the metrics rank 0 writes; Ctrl-C stops the workers and the command (their last checkpoint
-stays for a re-run)."""
+stays for a re-run). GRPO also gets one executor actor per engine, started here and handed to
+the workers, for its reward function."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def run_training(cfg: Config, iteration: int, stage: str, progress=print) -> Tra
     from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from exesql_ray.train.loops import dpo_loop, sft_loop
+    from exesql_ray.train.loops import dpo_loop, grpo_loop, sft_loop
 
     done = finished(cfg, iteration, stage)
     if done is not None:
@@ -35,9 +36,10 @@ def run_training(cfg: Config, iteration: int, stage: str, progress=print) -> Tra
     out.mkdir(parents=True, exist_ok=True)
     progress(f"train {stage} iteration {iteration}: {data_info['rows']} rows ({data_info['sources']}), "
              f"{t.num_workers} workers, {t.strategy}, from {start}")
+    executors = start_reward_executors(cfg, rows) if stage == "grpo" else {}
     trainer = _interruptible(TorchTrainer)(
-        sft_loop if stage == "sft" else dpo_loop,
-        train_loop_config=p.loop_config,
+        {"sft": sft_loop, "dpo": dpo_loop, "grpo": grpo_loop}[stage],
+        train_loop_config={**p.loop_config, "executors": executors},
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu,
                                      resources_per_worker=t.resources_per_worker or None),
         datasets={"train": ray.data.from_items(rows)},
@@ -54,9 +56,32 @@ def run_training(cfg: Config, iteration: int, stage: str, progress=print) -> Tra
             if trainer.interrupted:  # the abort ends the controller: fit raises that it died
                 raise KeyboardInterrupt from None
             raise
+        finally:
+            for actor in executors.values():
+                ray.kill(actor)
     if trainer.interrupted:  # the workers were stopped; their last checkpoint stays for a re-run
         raise KeyboardInterrupt
     return summarize_training(cfg, p, time.time() - t0)
+
+
+def start_reward_executors(cfg: Config, rows: list[dict]) -> dict:
+    """One executor actor per engine GRPO's questions use (actors/executor.py ExecuteBatch, the
+    sampling stage's own), restarted by Ray if it dies; the reward function calls `records`."""
+    import ray
+
+    from actors.executor import ExecuteBatch
+    from exesql_ray.engines import open_engine
+
+    engines = sorted({r["engine"] for r in rows})
+    for engine in engines:  # a database not migrated, a server down: one line here, not in a worker
+        open_engine(engine, cfg).close()
+    actor = ray.remote(ExecuteBatch)
+    out = {}
+    for engine in engines:
+        out[engine] = actor.options(num_cpus=cfg.execution.actor_num_cpus.get(engine, 0.25), max_restarts=-1,
+                                    max_task_retries=-1).remote(
+            engine, cfg.model_dump(mode="json"), labels={"stage": "grpo", "iteration": ""})
+    return out
 
 
 def _interruptible(trainer_class):

@@ -226,7 +226,15 @@ class SFTStageConfig(StageTrainConfig):
     # Iterations that sample: the translations of every question of the split (all), or only
     # of the questions sampled this iteration (sampled: with sample.max_questions, SFT then
     # learns from this round's questions; iteration 0 without sampling always takes all).
-    translations: Literal["all", "sampled"] = "all"
+    # replay: a seeded `translation_replay` share of all of them, so that an iteration's SFT
+    # is mostly the model's own passing answers and not a second pass over D_Trans.
+    translations: Literal["all", "sampled", "replay"] = "all"
+    translation_replay: float = Field(default=0.25, gt=0, le=1)
+    # Rejection-sampled SFT weighted toward the frontier (questions with a passing and a failing
+    # sample): up to this many distinct passing queries per frontier question, and per question
+    # every sample of which passed (0: none). None: every D_Valid row (the paper's D_Valid).
+    valid_per_frontier: int | None = Field(default=None, ge=1)
+    valid_per_solved: int | None = Field(default=None, ge=0)
     # Iteration 0's SFT starts from the base model and, without pipeline.sample_base, has only
     # D_Trans: it may want more epochs than the later ones (default: `epochs`).
     first_epochs: int | None = Field(default=None, ge=1)
@@ -246,6 +254,30 @@ class DPOStageConfig(StageTrainConfig):
     # iteration_start makes DPO start with margins ~10 and loss ~0.001 (the SFT gain already
     # counts as reward), so DPO has nothing left to learn: docs/pipeline.md, "Training".
     reference: Literal["sft", "iteration_start"] = "sft"
+    # An NLL term on the chosen answer beside the DPO loss (RPO / DPOP): with pairs that differ
+    # by a few tokens, plain DPO lowers the chosen answer's likelihood too. 0: plain DPO.
+    nll_weight: float = Field(default=0.0, ge=0)
+    # The reference model's log-probs computed once before training instead of in every step.
+    # Off by default: with several workers on one machine TRL 1.16's precompute pass fails
+    # (a rank opens another rank's temporary datasets cache file); one worker is fine.
+    precompute_reference: bool = False
+
+
+class GRPOStageConfig(StageTrainConfig):
+    """GRPO (TRL's GRPOTrainer) online on the round's frontier questions: the trainer samples
+    `num_generations` answers per question, and its reward function runs them on the same
+    executor actors and comparator as sampling (rewards.GRPO_REWARD: 1 right, 0.1 runs, 0)."""
+
+    learning_rate: float = Field(default=1e-6, gt=0)
+    batch_size: int = Field(default=8, ge=1)  # completions per device step (a multiple of num_generations' share)
+    num_generations: int = Field(default=8, ge=2)
+    max_completion_length: int = Field(default=128, ge=8)
+    temperature: float = Field(default=0.8, gt=0)
+    beta: float = Field(default=0.0, ge=0)  # KL to the start model; 0 needs no reference model
+    # frontier: questions of the round with a passing and a failing sample; all: every question
+    questions: Literal["frontier", "all"] = "frontier"
+    max_questions: int | None = Field(default=None, ge=1)  # a seeded subset (None: all)
+    max_steps: int | None = Field(default=None, ge=1)  # None: `epochs` over the questions
 
 
 class TrainConfig(Section):
@@ -265,8 +297,12 @@ class TrainConfig(Section):
     # Ray Train restarts failed workers this many times; each restart resumes from the last checkpoint.
     max_failures: int = Field(default=2, ge=0)
     threads_per_worker: int = Field(default=1, ge=1)  # OMP_NUM_THREADS in each worker
+    # What follows SFT in an iteration that samples: DPO on the mined pairs (offline) or GRPO
+    # online with the executors as its reward.
+    method: Literal["dpo", "grpo"] = "dpo"
     sft: SFTStageConfig = Field(default_factory=SFTStageConfig)
     dpo: DPOStageConfig = Field(default_factory=DPOStageConfig)
+    grpo: GRPOStageConfig = Field(default_factory=GRPOStageConfig)
 
 
 class PipelineConfig(Section):

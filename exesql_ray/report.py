@@ -41,7 +41,7 @@ def collect(run_dir: str | Path) -> dict:
             errors[d.name] = _error_classes(d, list(s["engines"]))
     training = {}
     for d in _iter_dirs(run / "train"):
-        for stage in ("sft", "dpo"):
+        for stage in ("sft", "dpo", "grpo"):
             f = d / stage / "metrics.jsonl"
             if f.is_file():
                 rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]

@@ -1,4 +1,4 @@
-"""Execution record → reward; D_Valid / D_Neg; pass@k; DPO pair mining.
+"""Execution record → reward; D_Valid / D_Neg; pass@k; frontier questions; DPO pair mining.
 
 Pure functions over plain rows (dicts), shared by the sampling stage, training and
 evaluation. A candidate's outcome is one of:
@@ -6,10 +6,15 @@ evaluation. A candidate's outcome is one of:
 - `error`: it did not run (engine error, timeout, refused by the guard, no SQL at all);
 - `wrong`: it ran but returned something else (only in `match` mode);
 - `infra`: the infrastructure failed (connection lost): neither valid nor negative.
+
+A *frontier* question has at least one passing and one failing sample: the only kind a small
+model's feedback stages can learn from (all-fail gives no right answer of its own, all-pass
+nothing to correct), so rejection-sampled SFT weights them up and GRPO trains on them.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import zlib
 from collections import defaultdict
@@ -72,9 +77,29 @@ def split_valid_neg(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     return valid, neg
 
 
-def pass_at(rows: list[dict]) -> dict[str, dict]:
-    """Per engine: questions, pass@1 (mean share of passing samples: the unbiased estimate from
-    N samples) and pass@N (share of questions with any passing sample)."""
+# GRPO's reward per outcome (Arctic-Text2SQL-R1's shape): a right result 1, a query that
+# runs 0.1 (the syntax is learnt before the semantics), one that fails 0. `infra` has none:
+# the machine, not the SQL, failed, and TRL leaves a None reward out of the advantage.
+GRPO_REWARD = {"pass": 1.0, "wrong": 0.1, "error": 0.0, "infra": None}
+
+
+def grpo_reward(rec: dict, mode: str) -> float | None:
+    """The GRPO reward of one execution record judged in `mode` (match or exec)."""
+    return GRPO_REWARD[outcome(rec, mode)]
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased estimate of pass@k from n samples of which c passed (Chen et al. 2021):
+    1 - C(n-c, k) / C(n, k), the chance that k of the n drawn without replacement hold a pass."""
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def pass_counts(rows: list[dict]) -> dict[tuple, tuple[int, int]]:
+    """(engine, question_id) → (passing samples, judged samples); infra failures not judged."""
     per_q: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     for r in rows:
         if r["outcome"] == "infra":
@@ -82,16 +107,56 @@ def pass_at(rows: list[dict]) -> dict[str, dict]:
         c = per_q[(r["engine"], r["question_id"])]
         c[0] += r["outcome"] == "pass"
         c[1] += 1
+    return {k: (c, n) for k, (c, n) in per_q.items()}
+
+
+def is_frontier(passed: int, judged: int) -> bool:
+    return 0 < passed < judged
+
+
+def pass_at(rows: list[dict], ks: tuple[int, ...] = ()) -> dict[str, dict]:
+    """Per engine: questions, pass@1 (mean share of passing samples: the unbiased estimate from
+    N samples), pass@N (share of questions with any passing sample), pass@k for each k in `ks`
+    up to N (unbiased estimator; `pass_at_k`: {k: x}), and frontier_share (questions with a
+    passing and a failing sample)."""
     out: dict[str, dict] = {}
-    for (engine, _), (ok, n) in per_q.items():
-        e = out.setdefault(engine, {"questions": 0, "_p1": 0.0, "_pn": 0})
+    for (engine, _), (ok, n) in pass_counts(rows).items():
+        e = out.setdefault(engine, {"questions": 0, "_p1": 0.0, "_pn": 0, "_front": 0, "_k": defaultdict(float),
+                                    "_n": n})
         e["questions"] += 1
         e["_p1"] += ok / n
         e["_pn"] += ok > 0
+        e["_front"] += is_frontier(ok, n)
+        e["_n"] = min(e["_n"], n)
+        for k in ks:
+            if k <= n:
+                e["_k"][k] += pass_at_k(n, ok, k)
     for e in out.values():
         q = e["questions"]
         e["pass@1"] = round(e.pop("_p1") / q, 4)
         e["pass@N"] = round(e.pop("_pn") / q, 4)
+        e["frontier_share"] = round(e.pop("_front") / q, 4)
+        at_k, n = e.pop("_k"), e.pop("_n")
+        if ks:
+            e["pass_at_k"] = {k: round(at_k[k] / q, 4) for k in ks if k <= n}
+    return out
+
+
+def valid_for_sft(valid: list[dict], counts: dict[tuple, tuple[int, int]], per_frontier: int,
+                  per_solved: int) -> list[dict]:
+    """Rejection-sampled SFT rows weighted toward the frontier: up to `per_frontier` distinct
+    passing queries of a question the model sometimes gets wrong, `per_solved` of one it always
+    gets right (0: none; it has nothing left to learn there, and more of its own right answers
+    only narrow what it samples). `valid` is D_Valid in sample order (distinct per question)."""
+    taken: dict[tuple, int] = defaultdict(int)
+    out = []
+    for r in valid:
+        key = (r["engine"], r["question_id"])
+        passed, judged = counts.get(key, (1, 1))
+        cap = per_frontier if is_frontier(passed, judged) else per_solved
+        if taken[key] < cap:
+            taken[key] += 1
+            out.append(r)
     return out
 
 

@@ -50,8 +50,9 @@ def ends_with_dpo(cfg: Config, iteration: int) -> bool:
 
 
 def model_after(cfg: Config, iteration: int) -> Path:
-    """The model iteration k hands on: its DPO output, or iteration 0's SFT output."""
-    return train_dir(cfg, iteration) / ("dpo" if ends_with_dpo(cfg, iteration) else "sft") / "model"
+    """The model iteration k hands on: its DPO (or GRPO: train.method) output, or iteration 0's
+    SFT output."""
+    return train_dir(cfg, iteration) / (cfg.train.method if ends_with_dpo(cfg, iteration) else "sft") / "model"
 
 
 def policy_for(cfg: Config, iteration: int) -> Path:

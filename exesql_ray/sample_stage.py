@@ -197,6 +197,7 @@ def summarize_sampling(plan: SamplePlan, cfg: Config, seconds: float) -> SampleS
     DPO pairs per engine next to the shards, and summary.json."""
     summary = SampleSummary(iteration=plan.iteration, model=plan.model_path, n=plan.n, questions=plan.questions,
                             skipped_missing_db=plan.skipped_missing_db, seconds=round(seconds, 1), engines={})
+    tokenizer = _tokenizer(plan.model_path)
     for engine in plan.engines:
         rows = read_candidates(plan, engine)
         if not rows:
@@ -220,11 +221,42 @@ def summarize_sampling(plan: SamplePlan, cfg: Config, seconds: float) -> SampleS
             "gold": dict(plan.gold_source.get(engine, {})),
             "d_valid": len(valid), "d_neg": len(neg), "dpo_pairs": len(pairs),
             "dpo_pairs_by_kind": dict(Counter(p["rejected_kind"] for p in pairs)),
-            **pass_at(rows).get(engine, {}),
+            **pass_at(rows, ks=powers_of_two(plan.n)).get(engine, {}),
+            "tokens": token_counts(rows, tokenizer, cfg.generation.answer_prefix) if tokenizer else {},
         })
     plan.root.mkdir(parents=True, exist_ok=True)
     (plan.root / "summary.json").write_text(json.dumps(summary.to_dict(), indent=1))
     return summary
+
+
+def _tokenizer(model_path: str):
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(model_path)
+    except (OSError, ValueError):  # a model folder without a tokenizer: no token counts
+        return None
+
+
+def token_counts(rows: list[dict], tokenizer, answer_prefix: str = "") -> dict[str, int]:
+    """The generation's work: prompt tokens under the chat template, each question's once (its
+    n samples share the prefill through vLLM's prefix cache), and completion tokens (the
+    answer prefix the generator wrote into the prompt left out)."""
+    prompts = {r["question_id"]: r["prompt"] for r in rows}
+    texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+             for p in prompts.values()]
+    prompt = sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]) if texts else 0
+    outs = [(r["completion"] or "").removeprefix(answer_prefix) for r in rows]
+    completion = sum(len(ids) for ids in tokenizer(outs, add_special_tokens=False)["input_ids"]) if outs else 0
+    return {"prompt": prompt, "completion": completion}
+
+
+def powers_of_two(n: int) -> tuple[int, ...]:
+    """1, 2, 4, … up to n, and n itself: the k of the pass@k curve."""
+    ks = [1]
+    while ks[-1] * 2 <= n:
+        ks.append(ks[-1] * 2)
+    return tuple(dict.fromkeys([*ks, n]))
 
 
 PAIR_SCHEMA = pa.schema([("prompt", pa.string()), ("chosen", pa.string()), ("rejected", pa.string()),

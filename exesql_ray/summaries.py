@@ -63,6 +63,9 @@ class SampleEngine(Record):
     dpo_pairs_by_kind: dict[str, int]
     pass_at_1: float | None = Field(default=None, alias="pass@1")
     pass_at_n: float | None = Field(default=None, alias="pass@N")
+    pass_at_k: dict[int, float] = Field(default_factory=dict)  # unbiased estimator, k = 1, 2, 4, … N
+    frontier_share: float | None = None  # questions with a passing and a failing sample
+    tokens: dict[str, int] = Field(default_factory=dict)  # prompt (each question's once), completion
 
 
 class SampleSummary(Record):
@@ -106,7 +109,7 @@ class EvalSummary(Record):
 
 
 class TrainSummary(Record):
-    """One SFT or DPO stage of one iteration."""
+    """One SFT, DPO or GRPO stage of one iteration."""
 
     stage: str
     iteration: int
@@ -124,3 +127,7 @@ class TrainSummary(Record):
     seconds: float
     first: dict[str, float]  # headline metrics over the first logged steps
     last: dict[str, float]  # … and the last
+    # Tokens the batches held (rank 0; prompt, completion, padding; DPO's reference pass
+    # included) and the trainer's own seconds (start-up and saving excluded)
+    tokens: dict[str, int] = Field(default_factory=dict)
+    train_seconds: float | None = None

@@ -183,7 +183,7 @@ def test_rewards_split_and_pairs_on_the_stage_rows(sampled_run):
     assert mine_pairs([], n, gold=None) == []
     assert mine_pairs([], n, gold={("postgres", q): "SELECT 2"})[0]["chosen_from"] == "gold"
     stats = pass_at([ok, *bad[:3]])["postgres"]
-    assert stats == {"questions": 1, "pass@1": 0.25, "pass@N": 1.0}
+    assert stats == {"questions": 1, "pass@1": 0.25, "pass@N": 1.0, "frontier_share": 1.0}
     assert reward_mode("auto", "") == "exec" and reward_mode("auto", "SELECT 1") == "match"
     assert outcome({"status": "infra_error"}, "match") == "infra"
 

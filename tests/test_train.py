@@ -149,3 +149,27 @@ def test_train_errors_name_what_is_missing(tmp_path, synth_data, tiny):
                 f"data.path={synth_data}", f"model.path={tiny}", "train.strategy=zero3",
                 f"train.deepspeed_config={tmp_path / 'ds.json'}")
     assert r.returncode == 2 and "zero_optimization.stage 2" in r.stderr
+
+
+def test_grpo_runs_steps_with_the_executor_reward(ray_local, ddp_run, synth_data, tiny, tmp_path):
+    """train.method: grpo: a few GRPOTrainer steps from the SFT model, the reward from the
+    executor actors on the real engines; the model is saved and the reward logged."""
+    from controller.train import run_training
+
+    run, (sft, _) = ddp_run
+    shutil.copytree(run / "sample", tmp_path / "sample")
+    shutil.copytree(run / "d_trans", tmp_path / "d_trans")
+    shutil.copytree(ROOT / ".run" / "test-synth" / "duckdb", tmp_path / "duckdb")
+    shutil.copytree(run / "train" / "iter-0" / "sft" / "model", tmp_path / "train" / "iter-0" / "sft" / "model")
+    cfg = run_config(tmp_path, synth_data, tiny, *TRAIN, "train.num_workers=1", "train.resources_per_worker={CPU: 1}",
+                     "train.method=grpo", "train.grpo.questions=all", "train.grpo.max_questions=8",
+                     "train.grpo.max_steps=3", "train.grpo.num_generations=4", "train.grpo.batch_size=4",
+                     "train.grpo.max_completion_length=24", "train.grpo.learning_rate=1e-4")
+    s = run_training(cfg, 0, "grpo", progress=lambda m: None)
+    assert s.stage == "grpo" and s.global_step == 3 and (Path(s.model) / "config.json").is_file()
+    assert s.sources["questions"] == 8
+    steps = [json.loads(x) for x in (tmp_path / "train" / "iter-0" / "grpo" / "metrics.jsonl").read_text().splitlines()]
+    rewards = [m["rewards/execution/mean"] for m in steps if "rewards/execution/mean" in m]
+    assert len(rewards) == 3 and all(0.0 <= r <= 1.0 for r in rewards), steps
+    assert all("frac_reward_zero_std" in m for m in steps if "rewards/execution/mean" in m)
+    assert "reward" in s.first and "frac_reward_zero_std" in s.last

@@ -1,10 +1,12 @@
-"""Stage 3: SFT then DPO for iteration k, on Ray Train `TorchTrainer` workers running TRL.
+"""Stage 3: SFT then DPO (or GRPO) for iteration k, on Ray Train `TorchTrainer` workers running TRL.
 
     iteration k samples from    policy_for(k)   (base model, then the model after k-1: runs.py)
     SFT  policy_for(k)        → train/iter-k/sft/model     on D_Valid(k) ∪ D_Trans
          (iteration 0 without sampling: D_Trans only, train.sft.first_epochs)
     DPO  train/iter-k/sft/model → train/iter-k/dpo/model   on the mined pairs, reference:
          policy_for(k) (train.dpo.reference: iteration_start) or the SFT model (sft)
+    GRPO train/iter-k/sft/model → train/iter-k/grpo/model  (train.method: grpo) online on the
+         round's frontier questions, rewarded by the executor actors (train/grpo.py)
 
 A stage whose `model/` exists is done and skipped; one with checkpoints resumes from them.
 This package plans a stage (`plan_training`: its models, rows, loop settings) and summarises
@@ -23,6 +25,7 @@ from exesql_ray.errors import UserError
 from exesql_ray.runs import policy_for, train_dir
 from exesql_ray.summaries import TrainSummary
 
+STAGES = ("sft", "dpo", "grpo")
 DEEPSPEED_DIR = Path(__file__).resolve().parents[2] / "configs" / "deepspeed"
 
 
@@ -53,19 +56,28 @@ def stage_paths(cfg: Config, iteration: int, stage: str) -> tuple[Path, Path, Pa
         return start, start, out
     sft = train_dir(cfg, iteration) / "sft" / "model"
     if not (sft / "config.json").is_file():
-        raise UserError(f"DPO iteration {iteration} starts from {sft}, which holds no model "
+        raise UserError(f"{stage.upper()} iteration {iteration} starts from {sft}, which holds no model "
                         f"(run `exesql-ray train sft --iteration {iteration}` first)")
+    if stage == "grpo":
+        return sft, sft, out
     return sft, (start if cfg.train.dpo.reference == "iteration_start" else sft), out
+
+
+def stage_rows(cfg: Config, iteration: int, stage: str):
+    from exesql_ray.train.data import dpo_rows, grpo_rows, sft_rows
+
+    return {"sft": sft_rows, "dpo": dpo_rows, "grpo": grpo_rows}[stage](cfg, iteration)
 
 
 def prepare_rows(cfg: Config, iteration: int, stage: str, start: Path) -> tuple[list[dict], dict]:
     from transformers import AutoTokenizer
 
-    from exesql_ray.train.data import dpo_rows, sft_rows, within_length
+    from exesql_ray.train.data import within_length
 
-    rows, counts = sft_rows(cfg, iteration) if stage == "sft" else dpo_rows(cfg, iteration)
-    s = cfg.train.sft if stage == "sft" else cfg.train.dpo
-    rows, too_long = within_length(rows, AutoTokenizer.from_pretrained(str(start)), s.max_length, stage)
+    rows, counts = stage_rows(cfg, iteration, stage)
+    s = getattr(cfg.train, stage)
+    room = s.max_length - (s.max_completion_length if stage == "grpo" else 0)  # GRPO: the prompt and its answers
+    rows, too_long = within_length(rows, AutoTokenizer.from_pretrained(str(start)), room, stage)
     if not rows:
         raise UserError(f"{stage} iteration {iteration}: every row is longer than train.{stage}.max_length="
                         f"{s.max_length} tokens")
@@ -94,8 +106,8 @@ class TrainPlan:
 
 def finished(cfg: Config, iteration: int, stage: str) -> TrainSummary | None:
     """The summary of a stage already done (its model and summary written), else None."""
-    if stage not in ("sft", "dpo"):
-        raise UserError(f"train stage {stage!r}: expected sft or dpo")
+    if stage not in STAGES:
+        raise UserError(f"train stage {stage!r}: expected sft, dpo or grpo")
     out = train_dir(cfg, iteration) / stage
     if (out / "model" / "config.json").is_file() and (out / "summary.json").is_file():
         return TrainSummary.from_dict(json.loads((out / "summary.json").read_text()))
@@ -106,8 +118,6 @@ def check_inputs(cfg: Config, iteration: int, stage: str) -> None:
     """What a stage needs, before Ray starts (a stage already done needs nothing): the model it
     starts from, a valid ZeRO config, and rows from the earlier stages. Each missing one is a
     UserError naming what to run first."""
-    from exesql_ray.train.data import dpo_rows, sft_rows
-
     if finished(cfg, iteration, stage) is not None:
         return
     start, _, _ = stage_paths(cfg, iteration, stage)
@@ -115,19 +125,19 @@ def check_inputs(cfg: Config, iteration: int, stage: str) -> None:
         raise UserError(f"{stage} iteration {iteration} starts from {start}, which holds no model"
                         + (f" (train iteration {iteration - 1} first)" if iteration else ""))
     deepspeed_config(cfg)
-    sft_rows(cfg, iteration) if stage == "sft" else dpo_rows(cfg, iteration)
+    stage_rows(cfg, iteration, stage)
 
 
 def plan_training(cfg: Config, iteration: int, stage: str) -> TrainPlan:
-    if stage not in ("sft", "dpo"):
-        raise UserError(f"train stage {stage!r}: expected sft or dpo")
+    if stage not in STAGES:
+        raise UserError(f"train stage {stage!r}: expected sft, dpo or grpo")
     start, reference, out = stage_paths(cfg, iteration, stage)
     if not (start / "config.json").is_file():
         raise UserError(f"{stage} iteration {iteration} starts from {start}, which holds no model")
     ds_config = deepspeed_config(cfg)  # a bad ZeRO config fails before any data is read
     rows, data_info = prepare_rows(cfg, iteration, stage, start)
     t = cfg.train
-    s = t.sft if stage == "sft" else t.dpo
+    s = getattr(t, stage)
     loop_config = {"model": str(start.resolve()), "reference": str(reference.resolve()), "out": str(out.resolve()),
                    "stage": _stage_settings(s, stage, iteration), "bf16": t.bf16, "use_gpu": t.use_gpu,
                    "gradient_checkpointing": t.gradient_checkpointing, "seed": cfg.seed,
@@ -145,7 +155,8 @@ def summarize_training(cfg: Config, plan: TrainPlan, seconds: float) -> TrainSum
         "reference": str(plan.reference) if plan.stage == "dpo" else None, "strategy": t.strategy,
         "workers": t.num_workers, **plan.data_info, "resumed_from": info.get("resumed_from"),
         "global_step": info.get("global_step"), "max_steps": info.get("max_steps"), "seconds": round(seconds, 1),
-        "first": _first_last(metrics, first=True), "last": _first_last(metrics, first=False)})
+        "first": _first_last(metrics, first=True), "last": _first_last(metrics, first=False),
+        "tokens": info.get("tokens") or {}, "train_seconds": info.get("train_seconds")})
     plan.summary_path.write_text(json.dumps(summary.to_dict(), indent=1))
     return summary
 
@@ -157,7 +168,9 @@ def _stage_settings(s, stage: str, iteration: int) -> dict:
     return d
 
 
-HEADLINE = ("loss", "rewards/margins", "rewards/accuracies")
+# loss; DPO's margin, pair accuracy and the chosen answer's log-prob (an NLL term keeps it from
+# falling); GRPO's mean reward and its share of groups whose rewards were all equal (no signal)
+HEADLINE = ("loss", "rewards/margins", "rewards/accuracies", "logps/chosen", "reward", "frac_reward_zero_std")
 
 
 def _first_last(metrics: list[dict], first: bool, window: int = 3) -> dict:

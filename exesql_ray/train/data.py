@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from exesql_ray.config import Config
 from exesql_ray.errors import UserError
 from exesql_ray.prompts import sql_answer
+from exesql_ray.rewards import valid_for_sft
 from exesql_ray.runs import ends_with_dpo, sample_dir
 
 
@@ -38,28 +39,59 @@ def sft_rows(cfg: Config, iteration: int) -> tuple[list[dict], Counter]:
         rows.append({"prompt": prompt, "completion": answer, "source": source})
         counts[source] += 1
 
+    s = cfg.train.sft
     for engine in cfg.engines.targets:
-        for r in _read(root / "d_valid" / f"{engine}.parquet"):
+        valid = _read(root / "d_valid" / f"{engine}.parquet")
+        if valid and (s.valid_per_frontier is not None or s.valid_per_solved is not None):
+            counts[f"d_valid_{engine}_all"] = len(valid)
+            valid = valid_for_sft(valid, _pass_counts(root / engine), s.valid_per_frontier or 10**9,
+                                  10**9 if s.valid_per_solved is None else s.valid_per_solved)
+        for r in valid:
             add(r["prompt"], sql_answer(r["sql"]), "d_valid")
-    if cfg.train.sft.with_translations:
+    if s.with_translations:
         # the verified translations of the split, also when sampling took a subset
-        # (sample.max_questions), or of that subset (train.sft.translations: sampled); the
-        # prompts are the ones the model samples from
+        # (sample.max_questions), or of that subset (train.sft.translations: sampled), or a
+        # seeded share of them (replay); the prompts are the ones the model samples from
         full = cfg.model_copy(deep=True)
-        sampled = cfg.train.sft.translations == "sampled" and ends_with_dpo(cfg, iteration)
-        if not sampled:
+        samples = ends_with_dpo(cfg, iteration)
+        if not (s.translations == "sampled" and samples):
             full.sample.max_questions = None
         plan = plan_sampling(full, iteration)
-        keep = cfg.train.sft.translation_engines_per_question
+        keep = s.translation_engines_per_question
+        replay = s.translation_replay if s.translations == "replay" and samples else None
         for shard in plan.shards:
             for q in shard.questions:
-                if q["gold_from"] == "verified" and (keep is None or _taught_on(q, plan.engines, keep)):
-                    add(q["prompt"], sql_answer(q["gold_sql"]), "d_trans")
+                if q["gold_from"] != "verified" or (keep is not None and not _taught_on(q, plan.engines, keep)):
+                    continue
+                if replay is not None and not _replayed(q, replay, cfg.seed, iteration):
+                    counts["d_trans_not_replayed"] += 1
+                    continue
+                add(q["prompt"], sql_answer(q["gold_sql"]), "d_trans")
     if not rows:
         raise UserError(f"SFT iteration {iteration}: no training rows: {root}/d_valid holds no passing candidates "
                         f"and no verified translations were found under {Path(cfg.run_dir) / 'd_trans'} "
                         "(run `exesql-ray translate` and `exesql-ray sample` first)")
     return rows, counts
+
+
+def _pass_counts(shards: Path) -> dict[tuple, tuple[int, int]]:
+    """Passing and judged samples per question from one engine's shards of the round."""
+    from exesql_ray.rewards import pass_counts
+
+    files = sorted(shards.glob("part-*.parquet"))
+    if not files:
+        return {}
+    import pyarrow as pa
+
+    cols = ["engine", "question_id", "outcome"]
+    return pass_counts(pa.concat_tables([pq.read_table(f, columns=cols) for f in files]).to_pylist())
+
+
+def _replayed(q: dict, share: float, seed: int, iteration: int) -> bool:
+    """Whether a translation is among this iteration's replayed share (seeded by question and
+    engine, a different draw each iteration)."""
+    h = zlib.crc32(f"{seed}/{iteration}/replay/{q['engine']}/{q['question_id']}".encode())
+    return h / 2**32 < share
 
 
 def _taught_on(q: dict, engines: list[str], k: int) -> bool:
@@ -77,14 +109,82 @@ def dpo_rows(cfg: Config, iteration: int) -> tuple[list[dict], Counter]:
                         f"{iteration}` first; a question needs a passing and a failing answer)")
     cap = cfg.train.dpo.max_pairs
     if cap and len(rows) > cap:
-        import random
+        rows = cap_pairs(rows, cap, cfg.engines.targets, f"{cfg.seed}/{iteration}/dpo")
+    return rows, Counter(r["rejected_kind"] for r in rows) + Counter(f"chosen_from_{r['chosen_from']}" for r in rows)
 
-        rows = random.Random(f"{cfg.seed}/{iteration}/dpo").sample(rows, cap)
-    return rows, Counter(r["rejected_kind"] for r in rows)
+
+def cap_pairs(rows: list[dict], cap: int, engines: list[str], seed: str) -> list[dict]:
+    """A seeded subset of `cap` pairs, an equal share per engine (what one engine does not use
+    goes to the others), the model's own passing answers as the chosen side before the gold."""
+    import random
+
+    rng = random.Random(seed)
+    by_engine = {e: [r for r in rows if r["engine"] == e] for e in engines}
+    for e, part in by_engine.items():
+        rng.shuffle(part)
+        part.sort(key=lambda r: r.get("chosen_from") != "sample")  # stable: own samples first, shuffled
+    take = {e: 0 for e in engines}
+    left = cap
+    while left > 0:
+        open_engines = [e for e in engines if take[e] < len(by_engine[e])]
+        if not open_engines:
+            break
+        share = max(1, left // len(open_engines))
+        for e in open_engines:
+            more = min(share, len(by_engine[e]) - take[e], left)
+            take[e] += more
+            left -= more
+    return [r for e in engines for r in by_engine[e][:take[e]]]
+
+
+GRPO_COLUMNS = ("engine", "question_id", "db_id", "gold_sql", "reward_mode")
+
+
+def grpo_rows(cfg: Config, iteration: int) -> tuple[list[dict], Counter]:
+    """GRPO's questions: the round's frontier questions per engine (train.grpo.questions), each
+    with what its reward needs (engine, database, verified gold, reward mode)."""
+    import random
+
+    from exesql_ray.rewards import is_frontier
+
+    g = cfg.train.grpo
+    if "sqlite" in cfg.engines.targets:
+        raise UserError("train.method grpo: the sqlite target engine is not supported (its reward actor would "
+                        "need the SQLite database folders); leave sqlite out of engines.targets")
+    root = sample_dir(cfg, iteration)
+    rows, counts = [], Counter()
+    for engine in cfg.engines.targets:
+        files = sorted((root / engine).glob("part-*.parquet"))
+        if not files:
+            continue
+        import pyarrow as pa
+
+        cands = pa.concat_tables([pq.read_table(f) for f in files]).to_pylist()
+        per_q = _pass_counts(root / engine)
+        firsts = {}
+        for r in cands:
+            firsts.setdefault(r["question_id"], r)
+        for qid, r in sorted(firsts.items()):
+            passed, judged = per_q.get((engine, qid), (0, 0))
+            kind = "frontier" if is_frontier(passed, judged) else "solved" if judged and passed == judged else "unsolved"
+            counts[f"{engine}_{kind}"] += 1
+            if g.questions == "frontier" and kind != "frontier":
+                continue
+            rows.append({"prompt": r["prompt"], **{k: r[k] for k in GRPO_COLUMNS}})
+    if not rows:
+        raise UserError(f"GRPO iteration {iteration}: no {g.questions} questions under {root} (run `exesql-ray "
+                        f"sample --iteration {iteration}` first; a frontier question has a passing and a failing "
+                        "sample)")
+    if g.max_questions and len(rows) > g.max_questions:
+        rows = random.Random(f"{cfg.seed}/{iteration}/grpo").sample(rows, g.max_questions)
+    counts["questions"] = len(rows)
+    return rows, counts
 
 
 def conversational(row: dict, stage: str) -> dict:
     user = [{"role": "user", "content": row["prompt"]}]
+    if stage == "grpo":
+        return {"prompt": user, **{k: row[k] for k in GRPO_COLUMNS}}
     if stage == "sft":
         return {"prompt": user, "completion": [{"role": "assistant", "content": row["completion"]}]}
     return {"prompt": user, "chosen": [{"role": "assistant", "content": row["chosen"]}],
@@ -97,9 +197,10 @@ def within_length(rows: list[dict], tokenizer, max_length: int, stage: str) -> t
     for r in rows:
         prompt = tokenizer.apply_chat_template([{"role": "user", "content": r["prompt"]}], tokenize=False,
                                                add_generation_prompt=True)
-        answers = [r["completion"]] if stage == "sft" else [r["chosen"], r["rejected"]]
+        answers = {"sft": lambda: [r["completion"]], "dpo": lambda: [r["chosen"], r["rejected"]],
+                   "grpo": lambda: []}[stage]()
         # + 4: the template's end-of-turn tokens after the answer
-        longest = max(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers) + 4
+        longest = max((len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers), default=0) + 4
         if len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) + longest <= max_length:
             keep.append(r)
     return keep, len(rows) - len(keep)

@@ -1,4 +1,4 @@
-"""`train_loop_per_worker` for SFT and DPO: TRL trainers inside Ray Train workers.
+"""`train_loop_per_worker` for SFT, DPO and GRPO: TRL trainers inside Ray Train workers.
 
 Ray Train starts the workers and the process group (gloo on CPU, NCCL on GPUs); TRL's trainer
 (a transformers Trainer) runs DDP or DeepSpeed ZeRO in it. Every worker reads the whole
@@ -72,7 +72,7 @@ def _common_args(c: dict, out: Path) -> dict:
 
 def _init_distributed(c: dict) -> None:
     """ZeRO-3 under Ray Train needs DeepSpeed's own view of the process group, made before
-    any model is built (shared/PLATFORM.md: else from_pretrained sees world size 1)."""
+    any model is built (docs/platform.md: else from_pretrained sees world size 1)."""
     if c["deepspeed"]:
         import deepspeed
 
@@ -110,6 +110,33 @@ def _report_callback(path: Path):
                 ray.train.report(logs)
 
     return ReportToRay()
+
+
+class TokenCount:
+    """Wraps a TRL collator: counts the prompt, completion and padding tokens of every batch it
+    builds (the cost a stage pays; padding is the part a packed batch would not)."""
+
+    def __init__(self, collate):
+        self.collate = collate
+        self.totals = {"prompt": 0, "completion": 0, "padding": 0}
+
+    def __call__(self, features):
+        batch = self.collate(features)
+        ids, mask = batch.get("input_ids"), batch.get("attention_mask")
+        if ids is None:
+            return batch
+        real = int(mask.sum()) if mask is not None else ids.numel()
+        completion = int(batch["completion_mask"].sum()) if "completion_mask" in batch else 0
+        self.totals["padding"] += ids.numel() - real
+        self.totals["completion"] += completion
+        self.totals["prompt"] += real - completion
+        return batch
+
+
+def _count_tokens(trainer) -> TokenCount:
+    counter = TokenCount(trainer.data_collator)
+    trainer.data_collator = counter
+    return counter
 
 
 def _finish(trainer, tokenizer, out: Path, info: dict) -> None:
@@ -151,11 +178,13 @@ def sft_loop(c: dict) -> None:
     trainer = SFTTrainer(model=c["model"], args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, callbacks=[_report_callback(out / "metrics.jsonl")])
     compact_fused_lm_head(trainer.model)
+    tokens = _count_tokens(trainer)
     resume = _resume_point(out)
     result = trainer.train(resume_from_checkpoint=resume)
     _finish(trainer, tokenizer, out, {"stage": "sft", "from": c["model"], "rows": len(rows),
                                       "resumed_from": resume, "global_step": result.global_step,
-                                      "max_steps": trainer.state.max_steps})
+                                      "max_steps": trainer.state.max_steps, "tokens": tokens.totals,
+                                      "train_seconds": result.metrics.get("train_runtime")})
 
 
 def dpo_loop(c: dict) -> None:
@@ -170,7 +199,12 @@ def dpo_loop(c: dict) -> None:
     tokenizer = AutoTokenizer.from_pretrained(c["model"])
     dtype = getattr(torch, weights_dtype(c))
     # DPOConfig first: under ZeRO-3 it installs the config that from_pretrained partitions by
-    args = DPOConfig(**_common_args(c, out), beta=c["beta"], model_init_kwargs={"dtype": dtype})
+    s = c["stage"]
+    # nll_weight: TRL's combined loss, DPO's sigmoid plus an NLL term on the chosen answer (RPO)
+    losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, s["nll_weight"]]} if s.get("nll_weight") else {}
+    args = DPOConfig(**_common_args(c, out), beta=c["beta"], model_init_kwargs={"dtype": dtype},
+                     precompute_ref_log_probs=bool(s.get("precompute_reference")),
+                     precompute_ref_batch_size=4 * s["batch_size"], **losses)
     ref = None  # None: TRL copies the starting policy
     if c["reference"] != c["model"]:
         ref = AutoModelForCausalLM.from_pretrained(c["reference"], dtype=dtype)
@@ -179,8 +213,43 @@ def dpo_loop(c: dict) -> None:
     for m in (trainer.model, trainer.ref_model):
         if m is not None:
             compact_fused_lm_head(m)
+    tokens = _count_tokens(trainer)
     resume = _resume_point(out)
     result = trainer.train(resume_from_checkpoint=resume)
     _finish(trainer, tokenizer, out, {"stage": "dpo", "from": c["model"], "reference": c["reference"],
                                       "beta": c["beta"], "rows": len(rows), "resumed_from": resume,
-                                      "global_step": result.global_step, "max_steps": trainer.state.max_steps})
+                                      "global_step": result.global_step, "max_steps": trainer.state.max_steps,
+                                      "tokens": tokens.totals, "train_seconds": result.metrics.get("train_runtime")})
+
+
+def grpo_loop(c: dict) -> None:
+    """TRL's GRPOTrainer on the frontier questions; its reward function calls the executor
+    actors the controller started (`c["executors"]`: engine → handle). Generation inside the
+    trainer is transformers `generate` (vLLM's colocated mode needs CUDA)."""
+    _init_distributed(c)
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from exesql_ray.train.grpo import ExecutionReward
+
+    out = Path(c["out"])
+    s = c["stage"]
+    rows = [conversational(r, "grpo") for r in _rows_from_shard()]
+    tokenizer = AutoTokenizer.from_pretrained(c["model"])
+    common = _common_args(c, out)
+    common.pop("max_length")  # GRPO bounds the answer (max_completion_length); prompts were checked
+    common["remove_unused_columns"] = False  # the reward reads engine, db_id, gold_sql, reward_mode
+    if s.get("max_steps"):
+        common["max_steps"] = s["max_steps"]
+    args = GRPOConfig(**common, beta=s["beta"], num_generations=s["num_generations"],
+                      max_completion_length=s["max_completion_length"], temperature=s["temperature"],
+                      model_init_kwargs={"dtype": weights_dtype(c)})
+    trainer = GRPOTrainer(model=c["model"], reward_funcs=[ExecutionReward(c["executors"])], args=args,
+                          train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                          callbacks=[_report_callback(out / "metrics.jsonl")])
+    resume = _resume_point(out)
+    result = trainer.train(resume_from_checkpoint=resume)
+    _finish(trainer, tokenizer, out, {"stage": "grpo", "from": c["model"], "rows": len(rows), "resumed_from": resume,
+                                      "global_step": result.global_step, "max_steps": trainer.state.max_steps,
+                                      "train_seconds": result.metrics.get("train_runtime")})
