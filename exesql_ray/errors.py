@@ -55,8 +55,10 @@ def user_error_in(exc: BaseException, _depth: int = 0) -> UserError | None:
             # Ray's RayTaskError(UserError) is both; its message is Ray's traceback, its
             # `cause` the worker's own exception with the one line
             return cause if isinstance(cause, UserError) else e
-        if isinstance(e, OSError) and e.errno in NO_SPACE:
-            return disk_full(e.filename or "a file of the run", e)
+        if isinstance(e, OSError) and e.errno in NO_SPACE:  # a write outside atomic_write
+            return DiskFull(f"no space left on the device writing {e.filename or 'a file of the run'} "
+                            f"({e.strerror}); free some space and run the same command again (finished stages "
+                            "and shards are kept; the file it was writing is written again)")
         todo.extend(_inner(e))
         if type(e).__module__.startswith("ray."):
             found = _from_ray_text(str(e))
@@ -76,7 +78,7 @@ def _from_ray_text(text: str) -> UserError | None:
         return (DiskFull if m.group(1) == "DiskFull" else UserError)(m.group(2).strip())
     m = _NO_SPACE_TEXT.search(text)
     if m:
-        return DiskFull(f"no space left on the device writing {m.group(1) or 'a file of the run'}: nothing "
-                        "half-written was left; free some space and run the same command again (finished work "
-                        "is kept)")
+        return DiskFull(f"no space left on the device writing {m.group(1) or 'a file of the run'}; free some "
+                        "space and run the same command again (finished stages and shards are kept; the file it "
+                        "was writing is written again)")
     return None
