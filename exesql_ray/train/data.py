@@ -8,6 +8,7 @@ and counted, not truncated: a cut answer teaches a wrong query.
 
 from __future__ import annotations
 
+import random
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -204,3 +205,23 @@ def within_length(rows: list[dict], tokenizer, max_length: int, stage: str) -> t
         if len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) + longest <= max_length:
             keep.append(r)
     return keep, len(rows) - len(keep)
+
+
+def length_grouped_order(lengths: list[int], batch_size: int, seed: int) -> list[int]:
+    """Row indices in batches of similar length, the batches in a seeded random order.
+
+    A batch is padded to its longest row, and Spider prompts run from about 100 to 1,000
+    tokens: in random batches padding was 40-46% of what SFT and DPO computed. Rows sorted by
+    length (ties broken at random) and cut into batches leave little padding; shuffling the
+    batches keeps the order of training random. transformers' LengthGroupedSampler is not
+    used: on a dataset smaller than its 50-batch megabatch it sorts every batch longest first,
+    which makes an epoch a long-to-short curriculum.
+    """
+    rng = random.Random(seed)
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], rng.random()))
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    # a short batch stays last: the dataloader cuts the order every batch_size rows, and one
+    # in the middle would shift every cut after it
+    short = [batches.pop()] if batches and len(batches[-1]) < batch_size else []
+    rng.shuffle(batches)
+    return [i for b in batches + short for i in b]

@@ -19,7 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
-from exesql_ray.train.data import conversational
+from exesql_ray.train.data import conversational, length_grouped_order
 from exesql_ray.train.lm_head import compact_fused_lm_head
 
 
@@ -126,7 +126,12 @@ class TokenCount:
         if ids is None:
             return batch
         real = int(mask.sum()) if mask is not None else ids.numel()
-        completion = int(batch["completion_mask"].sum()) if "completion_mask" in batch else 0
+        if "completion_mask" in batch:  # DPO
+            completion = int(batch["completion_mask"].sum())
+        elif "labels" in batch:  # SFT with completion_only_loss: the prompt's labels are -100
+            completion = int((batch["labels"] != -100).sum())
+        else:
+            completion = 0
         self.totals["padding"] += ids.numel() - real
         self.totals["completion"] += completion
         self.totals["prompt"] += real - completion
@@ -137,6 +142,45 @@ def _count_tokens(trainer) -> TokenCount:
     counter = TokenCount(trainer.data_collator)
     trainer.data_collator = counter
     return counter
+
+
+class LengthGroupedBatches:
+    """A sampler over `length_grouped_order`: the same order on every rank (the distributed
+    dataloader deals its batches out), a new one each epoch."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        return iter(length_grouped_order(self.lengths, self.batch_size, self.seed + self.epoch))
+
+
+def _row_lengths(dataset) -> list[int]:
+    """Tokens a tokenized row puts in a batch: SFT's input_ids; DPO's prompt with the longer of
+    its two answers (the pair is padded as one)."""
+    if "input_ids" in dataset.column_names:
+        return [len(x) for x in dataset["input_ids"]]
+    return [len(p) + max(len(c), len(r)) for p, c, r in
+            zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"])]
+
+
+def _length_grouped(trainer_class, c: dict):
+    """`trainer_class` whose training batches group rows of similar length (train.length_grouped)."""
+    if not c.get("length_grouped"):
+        return trainer_class
+
+    class LengthGrouped(trainer_class):
+        def _get_train_sampler(self, train_dataset=None):
+            ds = train_dataset if train_dataset is not None else self.train_dataset
+            return LengthGroupedBatches(_row_lengths(ds), self.args.per_device_train_batch_size, self.args.seed)
+
+    return LengthGrouped
 
 
 def _finish(trainer, tokenizer, out: Path, info: dict) -> None:
@@ -164,6 +208,12 @@ def _resume_point(out: Path) -> str | None:
     return str(max(done, key=lambda p: int(p.name.split("-")[1]))) if done else None
 
 
+def _text_length(row: dict) -> int:
+    """Characters of a conversational DPO row's prompt and longer answer (before tokenizing)."""
+    text = lambda m: sum(len(x["content"]) for x in m) if isinstance(m, list) else len(m)  # noqa: E731
+    return text(row["prompt"]) + max(text(row["chosen"]), text(row["rejected"]))
+
+
 def sft_loop(c: dict) -> None:
     _init_distributed(c)
     from datasets import Dataset
@@ -175,7 +225,7 @@ def sft_loop(c: dict) -> None:
     tokenizer = AutoTokenizer.from_pretrained(c["model"])
     args = SFTConfig(**_common_args(c, out), completion_only_loss=True,
                      model_init_kwargs={"dtype": weights_dtype(c)})
-    trainer = SFTTrainer(model=c["model"], args=args, train_dataset=Dataset.from_list(rows),
+    trainer = _length_grouped(SFTTrainer, c)(model=c["model"], args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, callbacks=[_report_callback(out / "metrics.jsonl")])
     compact_fused_lm_head(trainer.model)
     tokens = _count_tokens(trainer)
@@ -196,6 +246,8 @@ def dpo_loop(c: dict) -> None:
 
     out = Path(c["out"])
     rows = [conversational(r, "dpo") for r in _rows_from_shard()]
+    if c.get("length_grouped"):  # the reference pass reads the rows in order: similar lengths together
+        rows.sort(key=lambda r: _text_length(r))
     tokenizer = AutoTokenizer.from_pretrained(c["model"])
     dtype = getattr(torch, weights_dtype(c))
     # DPOConfig first: under ZeRO-3 it installs the config that from_pretrained partitions by
@@ -208,7 +260,7 @@ def dpo_loop(c: dict) -> None:
     ref = None  # None: TRL copies the starting policy
     if c["reference"] != c["model"]:
         ref = AutoModelForCausalLM.from_pretrained(c["reference"], dtype=dtype)
-    trainer = DPOTrainer(model=c["model"], ref_model=ref, args=args, train_dataset=Dataset.from_list(rows),
+    trainer = _length_grouped(DPOTrainer, c)(model=c["model"], ref_model=ref, args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, callbacks=[_report_callback(out / "metrics.jsonl")])
     for m in (trainer.model, trainer.ref_model):
         if m is not None:
