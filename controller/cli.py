@@ -275,7 +275,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from controller.sample import eval_preflight, run_benchmark_eval, run_eval_stage
+    from controller.evaluate import eval_preflight, run_benchmark_eval, run_eval_stage
     from exesql_ray.evaluate import eval_root, evaluated_model, model_tag
     from exesql_ray.models import resolve_model
 

@@ -88,30 +88,6 @@ def _dataset(cfg: Config, progress) -> dict:
     return {"dataset": "synth", "train": s["train"], "dev": s["dev"]}
 
 
-def migrate_databases(cfg: Config, progress) -> dict:
-    from exesql_ray.data import load_dataset
-    from exesql_ray.engines.migrate import migrate_dbs, open_target
-
-    from exesql_ray.sample_stage import split_questions
-
-    ds = load_dataset(cfg.data.dataset, cfg.data.path, cfg.data.splits)
-    # the databases of the questions the run uses (data.limit, data.questions)
-    dbs = {e.db_id: e.db_path for s in ds.splits for e in split_questions(cfg, ds, s) if e.has_db}
-    out = {}
-    for engine in [e for e in cfg.engines.targets if e != "sqlite"]:
-        target = open_target(engine, cfg)
-        try:
-            results = migrate_dbs(target, dbs)
-        finally:
-            target.close()
-        bad = [r.db_id for r in results if not r.verified]
-        if bad:
-            raise RuntimeError(f"migrate → {engine}: {len(bad)} databases not verified: {bad[:5]}")
-        out[engine] = len(results)
-        progress(f"migrate → {engine}: {len(results)} databases verified")
-    return out
-
-
 def _training_fits_beside_generators(cfg: Config) -> bool:
     """Whether the Ray Train workers can be scheduled while the replicas hold their share;
     if not, the replicas go (else training waits for them forever) and come back after."""
@@ -127,7 +103,9 @@ def run_pipeline(cfg: Config, progress=print) -> dict:
     import ray
 
     from actors.generator import start_generators
-    from controller.sample import run_eval_stage, run_sample_stage
+    from controller.evaluate import run_eval_stage
+    from controller.migrate import migrate_databases
+    from controller.sample import run_sample_stage
     from controller.train import run_training
     from controller.translate import run_translate_stage
     from exesql_ray.evaluate import evaluated_model

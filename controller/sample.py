@@ -18,7 +18,8 @@ from actors.executor import ExecuteBatch
 from actors.sampler import GenerateCandidates
 from exesql_ray.config import Config
 from exesql_ray.sample_stage import QUESTION_TYPES, SamplePlan, ShardWriter, plan_sampling, summarize_sampling
-from exesql_ray.summaries import EvalSummary, SampleSummary
+from exesql_ray.summaries import SampleSummary
+from exesql_ray.engines import SOURCE
 
 QUESTION_SCHEMA = pa.schema(list(QUESTION_TYPES.items()))
 
@@ -99,7 +100,7 @@ def sample_on_ray(plan: SamplePlan, cfg: Config, generators: list, progress=None
     labels = labels or {"stage": "sample", "iteration": f"iter-{plan.iteration}"}
     metrics = StageMetrics(labels)
     chains = [execute_dataset(candidates_dataset(plan, cfg, generators, e), e, cfg,
-                              db_root=plan.db_roots if e == "sqlite" else None, labels=labels) for e in engines]
+                              db_root=plan.db_roots if e == SOURCE else None, labels=labels) for e in engines]
     ds = chains[0].union(*chains[1:]) if len(chains) > 1 else chains[0]
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
         rows = batch.to_pylist()
@@ -117,7 +118,7 @@ def check_engines(work: list[tuple[Config, SamplePlan]]) -> None:
 
     for c, p in work:
         for e in sorted({s.engine for s in p.todo}):
-            open_engine(e, c, db_root=p.db_roots if e == "sqlite" else None).close()
+            open_engine(e, c, db_root=p.db_roots if e == SOURCE else None).close()
 
 
 def sample_preflight(cfg: Config, iteration: int) -> None:
@@ -126,14 +127,7 @@ def sample_preflight(cfg: Config, iteration: int) -> None:
     check_engines([(cfg, plan_sampling(cfg, iteration))])
 
 
-def eval_preflight(cfg: Config, iteration: int | None, model=None, name: str | None = None) -> None:
-    """The same for an evaluation of the run's own eval splits."""
-    from exesql_ray.evaluate import plan_evaluation
-
-    check_engines([(ecfg, plan) for _, ecfg, plan in plan_evaluation(cfg, iteration, model=model, name=name)])
-
-
-def _run_plans(work: list[tuple[Config, SamplePlan]], generators: list | None, progress,
+def run_plans(work: list[tuple[Config, SamplePlan]], generators: list | None, progress,
                labels: dict | None = None) -> None:
     """Sample the missing shards of each (config, plan), on the given replicas or on replicas
     started (from the first plan's model and generation settings) and removed here."""
@@ -180,39 +174,5 @@ def run_sample_stage(cfg: Config, iteration: int, generators: list | None = None
     plan = plan_sampling(cfg, iteration, root=root)
     progress(f"sample iteration {iteration}: {plan.questions} questions × {len(plan.engines)} engines × n={plan.n} "
              f"from {plan.model_path}; {len(plan.todo)} of {len(plan.shards)} shards to do")
-    _run_plans([(cfg, plan)], generators, progress)
+    run_plans([(cfg, plan)], generators, progress)
     return summarize_sampling(plan, cfg, time.time() - t0)
-
-
-def run_eval_stage(cfg: Config, iteration: int | None, generators: list | None = None, progress=print,
-                   model=None, name: str | None = None) -> EvalSummary:
-    """EX of the model after iteration k (None: the base model), or of `model` filed under
-    eval/`name`, on every eval split (exesql_ray/evaluate.py)."""
-    from exesql_ray.evaluate import eval_name, plan_evaluation, summarize_evaluation
-
-    plans = plan_evaluation(cfg, iteration, model=model, name=name)
-    model = plans[0][2].model_path if plans else ""
-    for split, _, plan in plans:
-        progress(f"evaluate {name or eval_name(iteration)} on {split}: {plan.questions} questions × "
-                 f"{len(plan.engines)} engines, greedy, from {model}; {len(plan.todo)} of {len(plan.shards)} "
-                 f"shards to do")
-    _run_plans([(ecfg, plan) for _, ecfg, plan in plans], generators, progress,
-               labels={"stage": "eval", "iteration": name or eval_name(iteration)})
-    return summarize_evaluation(cfg, iteration, plans, model, name)
-
-
-def run_benchmark_eval(cfg: Config, dataset: str, path: str, splits: list[str], model, name: str,
-                       progress=print) -> tuple[Config, EvalSummary]:
-    """EX of `model` on any dataset's splits, with the run's engines and settings: migrate
-    their databases, verify the gold for each engine by stage 1 (skipped where done), then
-    evaluate. Returns (the benchmark's config, the metrics)."""
-    from controller.pipeline import migrate_databases
-    from controller.translate import run_translate_stage
-    from exesql_ray.evaluate import benchmark_config
-
-    bcfg = benchmark_config(cfg, dataset, path, splits)
-    migrate_databases(bcfg, progress)
-    tr = run_translate_stage(bcfg, progress=progress)
-    for engine, st in tr.engines.items():
-        progress(f"gold for {engine} on {dataset} {'/'.join(splits)}: {st.describe()} (stage 1)")
-    return bcfg, run_eval_stage(bcfg, None, progress=progress, model=model, name=name)

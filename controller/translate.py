@@ -10,6 +10,7 @@ from pathlib import Path
 from exesql_ray.config import Config
 from exesql_ray.summaries import TranslateSummary
 from exesql_ray.translate_stage import Plan, plan, summarize
+from exesql_ray.engines import SOURCE
 
 
 def translate_on_ray(cfg: Config, p: Plan, progress=None) -> list[dict]:
@@ -42,7 +43,7 @@ def translate_preflight(cfg: Config) -> None:
     for engine in sorted({t.engine for t in p.tasks}):
         open_engine(engine, cfg).close()
     if p.tasks:
-        open_engine("sqlite", cfg, db_root=p.db_roots).close()
+        open_engine(SOURCE, cfg, db_root=p.db_roots).close()
 
 
 def run_translate_stage(cfg: Config, progress=print) -> TranslateSummary:

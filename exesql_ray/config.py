@@ -17,6 +17,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
                       model_validator)
 
 from exesql_ray.engines import ENGINES
+from exesql_ray.dsn import hide_password, hide_password_in_ref
 from exesql_ray.errors import UserError
 
 DEFAULT_DATA_ROOT = "../shared/data"
@@ -340,15 +341,8 @@ class Config(Section):
     _dsn_refs: dict = PrivateAttr(default_factory=dict)
 
 
-SERVERS = ("postgres", "mysql", "oracle")
+SERVERS = tuple(name for name, entry in ENGINES.items() if entry.server)
 DSN_KEYS = ("dsn", "admin_dsn")
-
-
-def hide_password(dsn: str) -> str:
-    """A DSN fit for a message or a file: key=value, URL and Oracle's user/password@host forms."""
-    dsn = re.sub(r"(password\s*=\s*)(\S+)", r"\1***", dsn)
-    dsn = re.sub(r"(://[^:/@]+:)([^@]+)@", r"\1***@", dsn)
-    return re.sub(r"^([^/@\s:=]+)/([^@\s]+)@", r"\1/***@", dsn)
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -461,7 +455,7 @@ def dump_config(cfg: Config) -> str:
             value = d["engines"][server][key]
             ref = cfg._dsn_refs.get((server, key))
             if ref is not None:
-                d["engines"][server][key] = ref
+                d["engines"][server][key] = hide_password_in_ref(ref)
             elif value:
                 d["engines"][server][key] = hide_password(value)
     return yaml.safe_dump(d, sort_keys=False)

@@ -28,6 +28,7 @@ from exesql_ray.rewards import mine_pairs, pass_at, reward_mode, score, split_va
 from exesql_ray.runs import base_model, policy_for, sample_dir
 from exesql_ray.summaries import SampleEngine, SampleSummary
 from exesql_ray.schema import schema_of
+from exesql_ray.engines import SOURCE
 
 QUESTION_TYPES = {
     "question_id": pa.string(), "engine": pa.string(), "shard": pa.int64(), "db_id": pa.string(),
@@ -125,7 +126,7 @@ def plan_sampling(cfg: Config, iteration: int, engines: list[str] | None = None,
             if key not in schemas:
                 schemas[key] = schema_text(schema_of(e.db_path), engine, e.db_path, cfg.prompt.sample_values, e.tables,
                                                cfg.prompt.schema_format)
-            g = gold.get(e.id) or (e.sqlite_sql if engine == "sqlite" else e.dialect_gold.get(engine)) or ""
+            g = gold.get(e.id) or (e.sqlite_sql if engine == SOURCE else e.dialect_gold.get(engine)) or ""
             gold_from = "verified" if e.id in gold else "dataset" if g else "none"
             src[gold_from] += 1
             rows.append({"question_id": e.id, "engine": engine, "db_id": e.db_id, "difficulty": e.difficulty,

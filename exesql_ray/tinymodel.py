@@ -14,6 +14,7 @@ from pathlib import Path
 
 from exesql_ray.config import TinyModelConfig
 from exesql_ray.data.records import atomic_dir
+from exesql_ray.engines import SOURCE
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 # Qwen-style turns; the generation prompt opens the assistant turn.
@@ -89,7 +90,7 @@ def build_for_run(cfg, out: str | os.PathLike | None = None) -> tuple[Path, int,
     splits = cfg.data.splits
     ds = load_dataset(cfg.data.dataset, cfg.data.path, splits)
     examples = [e for s in splits for e in ds.splits.get(s, [])]
-    engines = ["sqlite", *[e for e in cfg.engines.targets if e != "sqlite"]]
+    engines = [SOURCE, *[e for e in cfg.engines.targets if e != SOURCE]]
     schemas = {(e.db_id, eng, tuple(e.tables)): schema_text(schema_of(e.db_path), eng, e.db_path, tables=e.tables,
                                                form=cfg.prompt.schema_format)
                for e in examples if e.has_db for eng in engines}

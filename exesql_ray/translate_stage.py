@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from exesql_ray.compare import CompareOptions
 from exesql_ray.config import Config
 from exesql_ray.data import Example, db_roots, load_dataset, write_parquet_atomic
-from exesql_ray.engines import open_engine
+from exesql_ray.engines import SOURCE, open_engine
 from exesql_ray.executor import Executor
 from exesql_ray.sample_stage import split_questions
 from exesql_ray.summaries import TranslateEngine, TranslateSummary
@@ -56,7 +56,7 @@ def repair_backend(cfg: Config):
 
 
 def plan(cfg: Config) -> Plan:
-    engines = cfg.translate.engines or [e for e in cfg.engines.targets if e != "sqlite"]
+    engines = cfg.translate.engines or [e for e in cfg.engines.targets if e != SOURCE]
     splits = cfg.translate.splits or cfg.data.splits
     ds = load_dataset(cfg.data.dataset, cfg.data.path, splits)
     examples = [e for s in splits for e in split_questions(cfg, ds, s)]
@@ -77,7 +77,7 @@ class ShardTranslator:
 
     def __init__(self, cfg: Config, db_roots: list[str] | None):
         self.cfg = cfg
-        self.sqlite = Executor(open_engine("sqlite", cfg, db_root=db_roots))
+        self.sqlite = Executor(open_engine(SOURCE, cfg, db_root=db_roots))
         self.targets: dict[str, Executor] = {}
         self.backend = repair_backend(cfg)
         self.opts = CompareOptions.from_config(cfg.compare)

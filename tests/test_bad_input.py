@@ -211,3 +211,20 @@ def test_a_db_root_without_databases_is_one_line(tmp_path, synth_data, db_id, ro
                        text=True)
     _one_line_error(r, f"--db-root {folder}: no database found")
     assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("engine,env", [("postgres", "EXESQL_PG_DSN"), ("mysql", "EXESQL_MYSQL_DSN")])
+def test_a_relative_socket_in_a_dsn_is_taken_from_the_current_folder(tmp_path, db_servers, engine, env):
+    """The quickstart's fallback DSNs name `.run/dbs/sock`: from the project folder they reach the
+    server; from anywhere else the path is named in one line (libpq took it for a host name)."""
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"id": "a", "db_id": "no_such_db", "sql": "SELECT 1"}) + "\n")
+    environ = {k: v for k, v in os.environ.items() if k != env}
+    cmd = [sys.executable, "-m", "controller", "execute", "--engine", engine, "--config",
+           str(ROOT / "configs" / "quickstart.yaml"), "--input", str(inp), "--output", str(tmp_path / "out.jsonl")]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=environ)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "out.jsonl").read_text())["status"] == "rejected"  # an unknown db_id
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True,
+                       env={**environ, "PYTHONPATH": str(ROOT)})
+    _one_line_error(r, str(tmp_path / ".run" / "dbs" / "sock"), "does not exist")

@@ -87,3 +87,16 @@ def test_no_password_is_shown_or_stored(monkeypatch, tmp_path: Path):
     stored = (tmp_path / "config.yaml").read_text()
     assert "s3cret" not in stored and "${EXESQL_PG_DSN:-}" in stored
     pin_config(load_config(None, [f"run_dir={tmp_path}"]), progress=lambda m: pytest.fail(m))  # no change seen
+
+
+def test_a_fallback_dsn_in_a_reference_is_shown_without_its_password():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("EXESQL_PG_DSN", "EXESQL_MYSQL_DSN")}
+    r = subprocess.run([sys.executable, "-m", "controller", "config", "show", "--config", "configs/quickstart.yaml"],
+                       cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "password=exesql_reader" not in r.stdout and "exesql_reader:exesql_reader" not in r.stdout, r.stdout
+    assert "password=***" in r.stdout and "mysql://exesql_reader:***@localhost" in r.stdout

@@ -55,7 +55,7 @@ def test_every_readers_eval_split_evaluates(tmp_path, tiny, ray_local):
     databases find them (not `unknown db_id`), and the translate share names gold failures."""
     import pyarrow.parquet as pq
 
-    from controller.sample import run_benchmark_eval
+    from controller.evaluate import run_benchmark_eval
     from exesql_ray.config import load_config
 
     cases = {"spider_realistic": ("spider_variants/spider_realistic", ["dev"]),

@@ -190,7 +190,7 @@ def test_rewards_split_and_pairs_on_the_stage_rows(sampled_run):
 
 def test_evaluate_greedy_one_answer_per_question_with_ex_by_difficulty(ray_local, translated_run, synth_data, tiny,
                                                                        tmp_path):
-    from controller.sample import run_eval_stage
+    from controller.evaluate import run_eval_stage
 
     run = tmp_path / "run"
     shutil.copytree(translated_run / "d_trans", run / "d_trans")

@@ -21,7 +21,7 @@ import MySQLdb
 from exesql_ray.engines.base import InfraError, Limits, QueryTimeout
 from exesql_ray.engines.server import ServerEngine
 from exesql_ray.engines.sqltext import strip_trailing_semicolons
-from exesql_ray.engines.postgres import hide_password
+from exesql_ray.dsn import hide_password, socket_path
 from exesql_ray.errors import UserError
 from exesql_ray.engines.migrate import Target
 from exesql_ray.dialects import NUMBER_RX
@@ -40,7 +40,10 @@ def parse_mysql_dsn(dsn: str) -> dict:
     kw = {"user": unquote(u.username or ""), "password": unquote(u.password or "")}
     q = parse_qs(u.query)
     if "unix_socket" in q:
-        kw["unix_socket"] = q["unix_socket"][0]
+        try:  # a relative socket is taken from the current directory, and must be there
+            kw["unix_socket"] = socket_path(q["unix_socket"][0], "mysql: the unix_socket")
+        except ValueError as e:
+            raise UserError(str(e)) from None
     else:
         kw["host"] = u.hostname or "127.0.0.1"
         kw["port"] = u.port or 3306
@@ -366,7 +369,6 @@ class MySQLTarget(Target):
         import MySQLdb
 
         from exesql_ray.engines.mysql import parse_mysql_dsn, require_folded_table_names
-        from exesql_ray.engines.postgres import hide_password
         from exesql_ray.errors import UserError
 
         if not admin_dsn:

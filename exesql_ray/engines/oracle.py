@@ -14,7 +14,7 @@ import re
 
 from exesql_ray.engines.base import InfraError, Limits, QueryTimeout
 from exesql_ray.engines.server import ServerEngine
-from exesql_ray.engines.postgres import hide_password
+from exesql_ray.dsn import hide_password
 from exesql_ray.errors import UserError
 from exesql_ray.engines.migrate import Target
 

@@ -25,13 +25,33 @@ from psycopg.pq import ExecStatus
 from exesql_ray.engines.base import InfraError, Limits, QueryTimeout
 from exesql_ray.engines.server import ServerEngine
 from exesql_ray.engines.sqltext import capped, strip_trailing_semicolons
-from exesql_ray.config import hide_password  # noqa: F401 - also imported from here
+from exesql_ray.dsn import hide_password, is_relative_socket, socket_path
 from exesql_ray.errors import UserError
 from exesql_ray.engines.migrate import Target
 from exesql_ray.dialects import NUMBER_RX, PREFIX_RX
 
 
 TUPLES_OK, FATAL_ERROR = ExecStatus.TUPLES_OK, ExecStatus.FATAL_ERROR
+
+
+def absolute_sockets(dsn: str) -> str:
+    """The DSN with each relative socket folder in `host` made absolute (libpq would look the
+    path up as a host name and fail deep in the driver); one line when it is not there."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as e:
+        raise UserError(f"postgres: cannot read the DSN {hide_password(dsn)}: {str(e).strip().splitlines()[0]}") from None
+    hosts = str(params.get("host") or "").split(",")
+    if not any(is_relative_socket(h) for h in hosts):
+        return dsn
+    try:
+        params["host"] = ",".join(socket_path(h, "postgres: the socket folder") if is_relative_socket(h) else h
+                                  for h in hosts)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    return make_conninfo(**params)
 
 
 # What the login could change: any of these and untrusted SQL could write through it.
@@ -121,11 +141,11 @@ class PostgresEngine(ServerEngine):
         super().__init__(limits)
         if not dsn:
             raise UserError("postgres: no DSN configured (engines.postgres.dsn; scripts/dbs.sh writes EXESQL_PG_DSN)")
-        self.dsn = dsn
+        self.dsn = dsn = absolute_sockets(dsn)
         self._timeout_ms = int(limits.timeout_s * 1000)
         try:  # one try first: the pool would retry for connect_timeout_s, logging each failure
             psycopg.connect(dsn, connect_timeout=int(max(connect_timeout_s, 1))).close()
-        except psycopg.OperationalError as e:
+        except (psycopg.OperationalError, UnicodeError) as e:  # UnicodeError: a host name libpq cannot encode
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UserError(f"postgres: cannot connect to {hide_password(dsn)}: {reason}") from None
         self.pool = psycopg_pool.ConnectionPool(
@@ -316,14 +336,14 @@ class PostgresTarget(Target):
     def __init__(self, admin_dsn: str, reader: str):
         import psycopg
 
-        from exesql_ray.engines.postgres import hide_password
         from exesql_ray.errors import UserError
 
         if not admin_dsn:
             raise UserError("postgres migration needs engines.postgres.admin_dsn (EXESQL_PG_ADMIN_DSN)")
+        admin_dsn = absolute_sockets(admin_dsn)
         try:
             self.conn = psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5)
-        except psycopg.OperationalError as e:
+        except (psycopg.OperationalError, UnicodeError) as e:
             raise UserError(f"postgres: cannot connect to {hide_password(admin_dsn)}: {str(e).strip().splitlines()[0]}") from None
         self.reader = reader
 

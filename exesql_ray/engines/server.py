@@ -10,6 +10,7 @@ from itertools import chain
 from typing import Any, ClassVar, Iterable, Iterator
 
 
+from exesql_ray.dsn import hide_password
 from exesql_ray.errors import UserError
 
 from exesql_ray.engines.base import Engine, InfraError, Interrupted, Limits
@@ -47,8 +48,6 @@ class ServerEngine(Engine):
         if what_it_can is None:
             return
         if not allow_writable:
-            from exesql_ray.config import hide_password
-
             raise UserError(f"{self.name}: the login of {hide_password(dsn)} {what_it_can}: untrusted SQL must run as a "
                             "SELECT-only login (scripts/dbs.sh makes one); to accept this one pass "
                             "--allow-writable-login (engines.allow_writable_login: true)")

@@ -20,6 +20,7 @@ from exesql_ray.errors import UserError
 from exesql_ray.prompts import sql_answer
 from exesql_ray.rewards import valid_for_sft
 from exesql_ray.runs import ends_with_dpo, sample_dir
+from exesql_ray.engines import SOURCE
 
 
 def _read(path: Path) -> list[dict]:
@@ -149,7 +150,7 @@ def grpo_rows(cfg: Config, iteration: int) -> tuple[list[dict], Counter]:
     from exesql_ray.rewards import is_frontier
 
     g = cfg.train.grpo
-    if "sqlite" in cfg.engines.targets:
+    if SOURCE in cfg.engines.targets:
         raise UserError("train.method grpo: the sqlite target engine is not supported (its reward actor would "
                         "need the SQLite database folders); leave sqlite out of engines.targets")
     root = sample_dir(cfg, iteration)
