@@ -20,8 +20,8 @@ from exesql_ray.executor import RECORD_FIELDS, Executor
 RECORD_TYPES = {
     "id": pa.string(), "db_id": pa.string(), "sql": pa.string(), "status": pa.string(),
     "error_class": pa.string(), "error": pa.string(), "elapsed_ms": pa.float64(), "row_count": pa.int64(),
-    "truncated": pa.bool_(), "result_hash": pa.string(), "match": pa.bool_(), "gold_status": pa.string(),
-    "cached": pa.bool_(),
+    "truncated": pa.bool_(), "stopped_early": pa.bool_(), "result_hash": pa.string(), "match": pa.bool_(),
+    "gold_status": pa.string(), "gold_error": pa.string(), "cached": pa.bool_(),
 }
 LATENCY_BOUNDARIES_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000]
 

@@ -213,8 +213,10 @@ def cmd_execute(args) -> int:
     write_records(records, args.output)
     st = ex.stats.as_dict()
     matched = [r["match"] for r in records if r["match"] is not None]
+    gold_failed = sum(r["gold_status"] not in (None, "ok") for r in records)  # no match/mismatch: see gold_error
     print(f"executed {len(records)} rows on {args.engine}: " + ", ".join(f"{k} {v}" for k, v in sorted(st["by_status"].items()))
           + (f"; match {sum(matched)}/{len(matched)}" if matched else "")
+          + (f"; gold failed on {gold_failed} rows (their gold_error)" if gold_failed else "")
           + (f"; cache hits {st['cache_hits']}" if not args.no_cache else "") + f" → {args.output}"
           + (f"; WARNING: writable login accepted (it {engine.writable_login})" if engine.writable_login else ""))
     return 0

@@ -12,6 +12,7 @@ import dataclasses
 import threading
 from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 from dataclasses import dataclass, field
 
 from exesql_ray.compare import CompareOptions, query_orders, results_match
@@ -19,8 +20,10 @@ from exesql_ray.engines.base import Engine, Interrupted
 from exesql_ray.engines.results import Execution
 from exesql_ray.engines.sqltext import cache_key
 
+# truncated: the result had more rows than execution.max_rows; stopped_early: it had more rows
+# than the gold, so it stopped at gold + 1 and cannot match (row_count is then a lower bound).
 RECORD_FIELDS = ("id", "db_id", "sql", "status", "error_class", "error", "elapsed_ms", "row_count",
-                 "truncated", "result_hash", "match", "gold_status", "cached")
+                 "truncated", "stopped_early", "result_hash", "match", "gold_status", "gold_error", "cached")
 
 
 class ExecutionCache:
@@ -78,7 +81,8 @@ class ExecutorStats:
                 "cache_misses": self.cache_misses}
 
 
-_BLANK = {**dict.fromkeys(RECORD_FIELDS), "elapsed_ms": 0.0, "row_count": 0, "truncated": False, "cached": False}
+_BLANK = {**dict.fromkeys(RECORD_FIELDS), "elapsed_ms": 0.0, "row_count": 0, "truncated": False,
+          "stopped_early": False, "cached": False}
 
 
 def _record(rid, db_id, sql) -> dict:
@@ -130,7 +134,7 @@ class Executor:
         ex = jobs.result(ref)
         if self.cache is not None:
             self.cache.count_hit(jobs.hits)
-        return dataclasses.replace(ex, cached=True) if ref[2] else ex
+        return dataclasses.replace(ex, cached=True) if ref.served else ex
 
     def _match(self, gold: Execution, gold_key, pred: Execution, pred_key, gold_sql: str) -> bool:
         if gold_key is not None and pred_key is not None:
@@ -159,7 +163,7 @@ class Executor:
     def run_row(self, row: dict) -> dict:
         return self.run([row])[0]
 
-    def _check(self, row: dict) -> tuple[dict, str | None]:
+    def _check(self, row: dict) -> _Checked:
         """(the row's record, its gold SQL); the record is already `rejected` if the row is
         malformed (then the gold is None)."""
         rid, sql, db_id, gold_sql = row.get("id"), row.get("sql"), row.get("db_id"), row.get("gold_sql")
@@ -168,28 +172,28 @@ class Executor:
             for name, v in (("sql", sql), ("db_id", db_id), ("gold_sql", gold_sql)):
                 if v is not None and not isinstance(v, (str, bytes, bytearray)):
                     out = _record(_id_text(rid), db_id if isinstance(db_id, str) else None, None)
-                    return self._rejected(out, f"`{name}` is a {type(v).__name__}, not text"), None
+                    return _Checked(self._rejected(out, f"`{name}` is a {type(v).__name__}, not text"), None)
             try:
                 rid, sql, db_id, gold_sql = _text(rid), _text(sql), _text(db_id), _text(gold_sql)
             except UnicodeDecodeError as e:
                 out = _record(None if rid is None else str(rid), row.get("db_id"), None)
-                return self._rejected(out, f"text is not UTF-8 (byte {e.start})"), None
+                return _Checked(self._rejected(out, f"text is not UTF-8 (byte {e.start})"), None)
         out = _record(rid, db_id, sql)
         if row.get("_error"):
-            return self._rejected(out, row["_error"]), None
+            return _Checked(self._rejected(out, row["_error"]), None)
         if rid is None or rid == "":
-            return self._rejected(out, "missing id"), None
+            return _Checked(self._rejected(out, "missing id"), None)
         if sql is None or not sql.strip():
-            return self._rejected(out, "missing sql"), None
+            return _Checked(self._rejected(out, "missing sql"), None)
         if db_id is None or db_id == "":
-            return self._rejected(out, "missing db_id"), None
+            return _Checked(self._rejected(out, "missing db_id"), None)
         if self.engine.db_name(db_id) not in self._known_dbs:
-            return self._rejected(out, f"unknown db_id {db_id!r} for engine {self.engine.name}"), None
-        return out, gold_sql or None
+            return _Checked(self._rejected(out, f"unknown db_id {db_id!r} for engine {self.engine.name}"), None)
+        return _Checked(out, gold_sql or None)
 
     def _check_all(self, rows: list[dict]) -> tuple[list, list]:
         """`_check` per row, except that with the cache on, a row that repeats an earlier good
-        row's (db_id, sql, gold_sql) is a copy: (that row's index, its own id) in `copy_of`,
+        row's (db_id, sql, gold_sql) is a copy: `_Copy(that row's index, its own id)` in `copy_of`,
         None in `checked`. Best-of-N repeats most rows; a copy skips all their bookkeeping.
         Its hits are counted as the row would have had them."""
         if self.cache is None:
@@ -206,13 +210,13 @@ class Executor:
                 j = first.get(key)
                 if j is not None and type(rid) is str and rid and not row.get("_error"):
                     checked.append(None)
-                    copy_of.append((j, rid))
+                    copy_of.append(_Copy(j, rid))
                     hits += 2 if gold_sql else 1
                     continue
             c = self._check(row)
             checked.append(c)
             copy_of.append(None)
-            if key is not None and c[0]["status"] is None:
+            if key is not None and c.record["status"] is None:
                 first.setdefault(key, i)
         if hits:
             self.cache.count_hit(hits)
@@ -233,38 +237,36 @@ class Executor:
         row that repeats an earlier one gets a copy of its record (`_check_all`)."""
         checked, copy_of = self._check_all(rows)
         golds = _Jobs(self)
-        gold_refs = [golds.add(c[0]["db_id"], c[1], None) if c is not None and c[1] is not None
-                     and c[0]["status"] is None else None for c in checked]
+        gold_refs = [golds.add(c.record["db_id"], c.gold_sql, None) if c is not None and c.gold_sql is not None
+                     and c.record["status"] is None else None for c in checked]
         golds.run_all()
         cands = _Jobs(self)
-        plans = []
-        for c, gref in zip(checked, gold_refs):
-            if c is None or c[0]["status"] is not None:  # a copy, or rejected
+        plans: list[_Candidate | None] = []
+        for c, gold_ref in zip(checked, gold_refs):
+            if c is None or c.record["status"] is not None:  # a copy, or rejected
                 plans.append(None)
                 continue
-            out, gold_sql = c
             gold = cap = None
-            if gref is not None:
-                gold = golds.result(gref)
+            if gold_ref is not None:
+                gold = golds.result(gold_ref)
                 if gold.status == "ok" and not gold.truncated and self.compare.rows == "bag" and self.engine.early_cap:
                     # more rows than the gold cannot match a multiset: fetch one more at most
                     # (a candidate that drops its WHERE stops after gold + 1 rows, not after the join)
                     cap = gold.row_count + 1
-            plans.append((gold, gref, cands.add(out["db_id"], out["sql"], cap)))
+            plans.append(_Candidate(gold, gold_ref, cands.add(c.record["db_id"], c.record["sql"], cap), cap))
         keep = self.cache is not None  # else each job serves one row: drop its rows once used
         for c, plan, copy in zip(checked, plans, copy_of):
             if copy is not None:
-                out = {**records[copy[0]], "id": copy[1], "cached": True}
+                out = {**records[copy.of], "id": copy.id, "cached": True}
             else:
-                out, gold_sql = c
+                out = c.record
             if plan is not None:
-                gold, gref, cref = plan
-                ex = cands.result(cref)  # pulls the candidates' stream up to this one
-                self._fill(out, ex, cref[2], gold, gref and gref[1], cref[1], gold_sql)
+                ex = cands.result(plan.ref)  # pulls the candidates' stream up to this one
+                self._fill(out, ex, plan, c.gold_sql)
                 if not keep:
-                    cands.drop(cref)
-                    if gref is not None:
-                        golds.drop(gref)
+                    cands.drop(plan.ref)
+                    if plan.gold_ref is not None:
+                        golds.drop(plan.gold_ref)
             records.append(out)
             if progress:
                 progress(1)
@@ -273,14 +275,21 @@ class Executor:
         self._count(records)
         return records
 
-    def _fill(self, out: dict, ex: Execution, cached: bool, gold: Execution | None, gold_key, key, gold_sql) -> None:
+    def _fill(self, out: dict, ex: Execution, plan: _Candidate, gold_sql: str | None) -> None:
         out["status"], out["error_class"], out["error"] = ex.status, ex.error_class, ex.error
-        out["elapsed_ms"], out["row_count"], out["truncated"] = round(ex.elapsed_ms, 3), ex.row_count, ex.truncated
-        out["result_hash"], out["cached"] = ex.result_hash, cached
+        out["elapsed_ms"], out["row_count"] = round(ex.elapsed_ms, 3), ex.row_count
+        # cut below max_rows: by a gold's row count + 1 (this row's, or a wider one of the same
+        # SQL in the pass), not by the max_rows cap
+        cut_by_gold = ex.truncated and ex.row_count < self.engine.limits.max_rows
+        out["truncated"], out["stopped_early"] = ex.truncated and not cut_by_gold, cut_by_gold
+        out["result_hash"], out["cached"] = ex.result_hash, plan.ref.served
+        gold = plan.gold
         if gold is not None:
             out["gold_status"] = gold.status
+            if gold.status != "ok":
+                out["gold_error"] = gold.error or gold.status
             if gold.status == "ok" and ex.status == "ok":
-                out["match"] = self._match(gold, gold_key, ex, key, gold_sql)
+                out["match"] = self._match(gold, plan.gold_ref.key, ex, plan.ref.key, gold_sql)
             elif gold.status == "ok":
                 out["match"] = False
 
@@ -327,6 +336,43 @@ CHUNK_ROWS = 256  # per stream of jobs: a few hundred results held at once, at m
 THREAD_CHUNK_ROWS = 32  # with several threads: small chunks, so that slow ones spread out
 
 
+class _Checked(NamedTuple):
+    """A row after its checks: its record (already `rejected` if the row is malformed) and gold."""
+    record: dict
+    gold_sql: str | None
+
+
+class _Copy(NamedTuple):
+    """A row that repeats an earlier one of its chunk: that row's index, and its own id."""
+    of: int
+    id: str
+
+
+@dataclasses.dataclass(slots=True)
+class _Job:
+    """One execution for `engine.execute_many`; `cap` widens when the SQL recurs in the pass."""
+    db_id: str
+    sql: str
+    cap: int | None
+    key: tuple | None  # the cache key (None: cache off)
+    replaces: bool  # a cached execution, cut below this cap, is replaced by this one
+
+
+class _Ref(NamedTuple):
+    """What `_Jobs.add` hands back for one row."""
+    target: int | Execution  # the job's index, or the cached Execution itself
+    key: tuple | None  # the cache key
+    served: bool  # served by the cache or an earlier job of the pass (the record's `cached`)
+
+
+class _Candidate(NamedTuple):
+    """A candidate row's plan in a chunk: its gold's execution, and its own job."""
+    gold: Execution | None
+    gold_ref: _Ref | None
+    ref: _Ref
+    cap: int | None  # the gold's row count + 1, or None (execution.max_rows)
+
+
 class _Jobs:
     """The executions one pass of a chunk needs, as jobs for `engine.execute_many`.
 
@@ -337,34 +383,34 @@ class _Jobs:
     its own."""
 
     def __init__(self, executor: Executor):
-        self.x = executor
-        self.jobs: list[list] = []  # [db_id, sql, cap, cache key, replace in cache]
+        self.executor = executor
+        self.jobs: list[_Job] = []
         self.by_key: dict = {}
         self.results: list[Execution | None] = []
         self._stream = None
         self.hits = 0  # hits served within the pass: the caller adds them to the cache's count
 
-    def add(self, db_id: str, sql: str, cap: int | None):
-        x = self.x
-        if x.cache is None:
-            self.jobs.append([db_id, sql, cap, None, False])
-            return len(self.jobs) - 1, None, False
-        ck = (db_id, cache_key(sql, x.engine.dialect))
+    def add(self, db_id: str, sql: str, cap: int | None) -> _Ref:
+        executor = self.executor
+        if executor.cache is None:
+            self.jobs.append(_Job(db_id, sql, cap, None, False))
+            return _Ref(len(self.jobs) - 1, None, False)
+        ck = (db_id, cache_key(sql, executor.engine.dialect))
         i = self.by_key.get(ck)
         if i is not None:
             job = self.jobs[i]
-            job[2] = None if job[2] is None or cap is None else max(job[2], cap)
+            job.cap = None if job.cap is None or cap is None else max(job.cap, cap)
             self.hits += 1
-            return i, ck, True
-        hit = x.cache.get(ck)
-        if x._usable(hit, cap):
-            return hit, ck, True
-        self.jobs.append([db_id, sql, cap, ck, hit is not None])
+            return _Ref(i, ck, True)
+        hit = executor.cache.get(ck)
+        if executor._usable(hit, cap):
+            return _Ref(hit, ck, True)
+        self.jobs.append(_Job(db_id, sql, cap, ck, hit is not None))
         i = self.by_key[ck] = len(self.jobs) - 1
-        return i, ck, False
+        return _Ref(i, ck, False)
 
-    def result(self, ref) -> Execution:
-        what = ref[0]
+    def result(self, ref: _Ref) -> Execution:
+        what = ref.target
         if what.__class__ is not int:
             return what  # a cached Execution
         if what >= len(self.results):
@@ -373,13 +419,13 @@ class _Jobs:
 
     def _pull(self, upto: int) -> None:
         if self._stream is None:
-            self._stream = self.x.engine.execute_many((j[0], j[1], j[2]) for j in self.jobs)
-        cache, results, jobs = self.x.cache, self.results, self.jobs
+            self._stream = self.executor.engine.execute_many((j.db_id, j.sql, j.cap) for j in self.jobs)
+        cache, results, jobs = self.executor.cache, self.results, self.jobs
         while len(results) <= upto:
             ex = next(self._stream)
             job = jobs[len(results)]
-            if job[3] is not None:
-                cache.put(job[3], ex, replace=job[4])
+            if job.key is not None:
+                cache.put(job.key, ex, replace=job.replaces)
             results.append(ex)
         if len(results) == len(jobs):
             self._stream.close()  # the engine gives its connection back now, not at garbage collection
@@ -388,7 +434,7 @@ class _Jobs:
         if self.jobs:
             self._pull(len(self.jobs) - 1)
 
-    def drop(self, ref) -> None:
+    def drop(self, ref: _Ref) -> None:
         """Forget a job's rows (cache off: no other row of the chunk needs them)."""
-        if ref[0].__class__ is int:
-            self.results[ref[0]] = None
+        if ref.target.__class__ is int:
+            self.results[ref.target] = None

@@ -228,3 +228,14 @@ def test_a_relative_socket_in_a_dsn_is_taken_from_the_current_folder(tmp_path, d
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True,
                        env={**environ, "PYTHONPATH": str(ROOT)})
     _one_line_error(r, str(tmp_path / ".run" / "dbs" / "sock"), "does not exist")
+
+
+def test_rows_whose_gold_fails_are_counted_and_keep_the_gold_error(tmp_path, db_id):
+    rows = [{"id": "ok", "db_id": db_id, "sql": "SELECT 1", "gold_sql": "SELECT 1"},
+            {"id": "bad-gold", "db_id": db_id, "sql": "SELECT 1", "gold_sql": "SELECT nope FROM nowhere"}]
+    r, out = _execute(tmp_path, rows)
+    assert r.returncode == 0, r.stderr
+    assert "match 1/1" in r.stdout and "gold failed on 1 rows" in r.stdout, r.stdout
+    recs = {json.loads(line)["id"]: json.loads(line) for line in out.read_text().splitlines()}
+    assert recs["bad-gold"]["gold_status"] == "error" and "nowhere" in recs["bad-gold"]["gold_error"], recs
+    assert recs["bad-gold"]["match"] is None and recs["ok"]["gold_error"] is None

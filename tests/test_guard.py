@@ -128,3 +128,16 @@ def test_plain_key_is_the_regex_definition():
         for part in sqltext._QUOTED.split(sql)[0::2]:
             assert sqltext._plain(part) == by_regex(part), part
             assert sqltext._plain(part, True) == by_regex_spaced_calls(part), part
+
+
+@pytest.mark.parametrize("cls", [SQLiteEngine, DuckDBEngine, PostgresEngine, MySQLEngine, OracleEngine])
+@pytest.mark.parametrize("sql", ["```sql\nSELECT 1\n```", "`SELECT 1`", "-> SELECT 1", "(1)"])
+def test_text_that_is_not_sql_is_a_syntax_error_on_every_engine(cls, sql):
+    """A model's answer in a markdown fence is the same verdict everywhere (was rejected/permission
+    on PostgreSQL, where ``` is not a quote)."""
+    why = sqltext.inspect_sql(sql, cls.dialect, cls.denied_functions)[0]
+    if why is not None:
+        assert why.startswith(sqltext.SYNTAX_PREFIX), (cls.name, why)
+    assert sqltext.inspect_sql("INSERT INTO t VALUES (1)", cls.dialect, cls.denied_functions)[0] is not None
+    assert not sqltext.inspect_sql("INSERT INTO t VALUES (1)", cls.dialect,
+                                   cls.denied_functions)[0].startswith(sqltext.SYNTAX_PREFIX)

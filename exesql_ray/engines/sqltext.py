@@ -321,7 +321,11 @@ def _inspect(sql: str, dialect: str, denied: frozenset[str]) -> tuple[str | None
     if not tokens:
         return "empty SQL", key
     if tokens[0].token_type not in _QUERY_START:
-        if tokens[0].token_type in (TokenType.VAR, TokenType.IDENTIFIER, TokenType.STRING, TokenType.NUMBER):
+        # a name, a literal or punctuation (a markdown fence: ``` tokenises differently per
+        # dialect) is text that is not SQL, on every engine: a syntax error. Only a statement
+        # keyword that is not a query (INSERT, SET, …) is refused.
+        if tokens[0].token_type in (TokenType.VAR, TokenType.IDENTIFIER, TokenType.STRING, TokenType.NUMBER) \
+                or not tokens[0].text[:1].isalpha():
             return f"{SYNTAX_PREFIX}not a query: starts with {tokens[0].text!r}", key
         return f"not a query: starts with {tokens[0].text.upper()!r}", key
     if dialect == "mysql":
