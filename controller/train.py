@@ -7,6 +7,7 @@ the workers, for its reward function."""
 from __future__ import annotations
 
 import contextlib
+from dataclasses import asdict
 import json
 import signal
 import threading
@@ -39,7 +40,7 @@ def run_training(cfg: Config, iteration: int, stage: str, progress=print) -> Tra
     executors = start_reward_executors(cfg, rows) if stage == "grpo" else {}
     trainer = _interruptible(TorchTrainer)(
         {"sft": sft_loop, "dpo": dpo_loop, "grpo": grpo_loop}[stage],
-        train_loop_config={**p.loop_config, "executors": executors},
+        train_loop_config={**asdict(p.settings), "executors": executors},
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu,
                                      resources_per_worker=t.resources_per_worker or None),
         datasets={"train": ray.data.from_items(rows)},

@@ -70,15 +70,33 @@ def _error_classes(sample_root: Path, engines: list[str]) -> dict[str, dict[str,
     return out
 
 
-def ex_rows(data: dict) -> tuple[list[str], dict[str, dict[str, float | None]]]:
-    """(columns, {split/engine: {column: EX}}) over base, iter-0, iter-1, …"""
+def ex_rows(data: dict, what: str = "ex") -> tuple[list[str], dict[str, dict]]:
+    """(columns, {split/engine: {column: EX}}) over base, iter-0, iter-1, …; what="ci95": the
+    95% Wilson interval [lo, hi] of each instead."""
     cols = list(data["evals"])
     rows: dict[str, dict] = {}
     for name, m in data["evals"].items():
         for split, engines in m["splits"].items():
             for engine, a in engines.items():
-                rows.setdefault(f"{split}/{engine}", {})[name] = a["ex"]
+                rows.setdefault(f"{split}/{engine}", {})[name] = a.get(what)
     return cols, rows
+
+
+def _with_interval(ex: float | None, ci: list | None) -> str:
+    if ex is None:
+        return "–"
+    return f"{ex:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{ex:.3f}"
+
+
+def gain_rows(data: dict) -> list[list]:
+    """[split/engine, "B vs A", gain, "[lo, hi]", beyond its interval?] for each later model
+    against the base model and against the one before it (paired bootstrap, same questions)."""
+    from exesql_ray.evaluate import gains
+
+    return [[f"{split}/{engine}", pair, b["gain"], f"[{b['lo']:+.3f}, {b['hi']:+.3f}]",
+             "yes" if b["beyond"] else "no (within noise)"]
+            for split, by_engine in gains(data["evals"]).items() for engine, pairs in by_engine.items()
+            for pair, b in pairs.items()]
 
 
 def _fmt(v) -> str:
@@ -107,13 +125,21 @@ def plot(data: dict, out: Path) -> list[str]:
         made.append(name)
 
     cols, rows = ex_rows(data)
+    _, cis = ex_rows(data, "ci95")
     if cols:
         fig, ax = plt.subplots(figsize=(6, 3.6))
-        for key, vals in rows.items():
-            ax.plot(cols, [vals.get(c) if vals.get(c) is not None else float("nan") for c in cols], marker="o",
-                    label=key)
-        ax.set_ylabel("execution accuracy (EX)")
-        ax.set_ylim(0, max([v for r in rows.values() for v in r.values() if v is not None] + [0.05]) * 1.15)
+        nan = float("nan")
+        for j, (key, vals) in enumerate(rows.items()):
+            ys = [vals.get(c) if vals.get(c) is not None else nan for c in cols]
+            ci = [cis[key].get(c) for c in cols]
+            err = [[y - c[0] if c else 0 for y, c in zip(ys, ci)], [c[1] - y if c else 0 for y, c in zip(ys, ci)]]
+            xs = [i + 0.06 * (j - (len(rows) - 1) / 2) for i in range(len(cols))]  # apart, so bars stay readable
+            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=key)
+        ax.set_xticks(range(len(cols)), cols)
+        ax.set_ylabel("execution accuracy (EX), 95% interval")
+        tops = [c[1] for r in cis.values() for c in r.values() if c] + [v for r in rows.values() for v in r.values()
+                                                                         if v is not None]
+        ax.set_ylim(0, max(tops + [0.05]) * 1.15)
         ax.set_title("EX per engine after each iteration")
         ax.legend(fontsize=7)
         save(fig, "ex.png")
@@ -128,6 +154,7 @@ def plot(data: dict, out: Path) -> list[str]:
         axes[0].set_title("pass@1 of sampling")
         axes[1].set_title(f"pass@{n} of sampling")
         for ax in axes:
+            ax.set_ylim(bottom=0)
             ax.legend(fontsize=7)
         save(fig, "pass_at.png")
         fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(its) * len(engines)), 3.6))
@@ -150,7 +177,7 @@ def plot(data: dict, out: Path) -> list[str]:
             ax.bar(list(last_errors), vals, bottom=bottom, label=c)
             bottom = [b + v for b, v in zip(bottom, vals)]
         ax.set_title(f"failing candidates by error class ({its[-1]})")
-        ax.legend(fontsize=6, ncol=2)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, not over one
         save(fig, "errors.png")
     tr = data["translate"].get("engines", {})
     if tr:
@@ -190,11 +217,17 @@ def markdown(data: dict, pngs: list[str]) -> str:
     out = [f"# exesql-ray run report: {data['run']}", ""]
     cols, rows = ex_rows(data)
     if cols:
+        _, cis = ex_rows(data, "ci95")
         out += ["## Execution accuracy (greedy, one answer per question)", "",
                 "`base`: the model before training; `iter-k`: after iteration k (0: SFT on the verified "
-                "translations; k ≥ 1: sample → SFT → DPO).", "",
-                _table(["split/engine", *cols], [[k, *[v.get(c) for c in cols]] for k, v in rows.items()]), ""]
-        by_diff = [[f"{split}/{e}", d, a2["ex"], a2["n"]]
+                "translations; k ≥ 1: sample → SFT → DPO). Each cell: EX [95% Wilson interval].", "",
+                _table(["split/engine", *cols], [[k, *[_with_interval(v.get(c), cis[k].get(c)) for c in cols]]
+                                                 for k, v in rows.items()]), ""]
+        gained = gain_rows(data)
+        if gained:
+            out += ["Gains over the same questions (paired bootstrap, 95% interval; beyond it: the interval "
+                    "excludes 0):", "", _table(["split/engine", "models", "gain", "95% interval", "beyond"], gained), ""]
+        by_diff = [[f"{split}/{e}", d, a2["ex"], int(a2["n"])]
                    for split, es in data["evals"][cols[-1]]["splits"].items() for e, a in es.items()
                    for d, a2 in a["by_difficulty"].items()]
         if by_diff:
@@ -225,9 +258,12 @@ def markdown(data: dict, pngs: list[str]) -> str:
         if "translation.png" in pngs:
             out += ["![translation](translation.png)", ""]
     if data["training"]:
-        out += ["## Training", "", _table(["stage", "steps", "first loss", "last loss"],
-                                          [[k, len(v), v[0]["loss"], v[-1]["loss"]] for k, v in
-                                           data["training"].items() if v]), ""]
+        from exesql_ray.train import first_last
+
+        out += ["## Training", "", _table(["stage", "steps", "first loss (mean of 3 steps)", "last loss (mean of 3 steps)"],
+                                          [[k, len(v), first_last(v, first=True).get("loss"),
+                                            first_last(v, first=False).get("loss")]
+                                           for k, v in data["training"].items() if v]), ""]
         if "training_loss.png" in pngs:
             out += ["![loss](training_loss.png)", ""]
     stages = data["manifest"].get("stages", {})

@@ -22,3 +22,5 @@ echo "   every candidate (Ray Data), SFT on D_Valid + translations, DPO on (pass
 echo "   (Ray Train); EX with 95% intervals after each; the report. About 25 minutes on 2 cores."
 echo "   Progress on stderr; re-running skips finished stages."
 $X run --config "$CFG"
+RUN_DIR=$($X config show --config "$CFG" | sed -n 's/^run_dir: //p')
+echo "== the run folder $RUN_DIR holds $(du -sh "$RUN_DIR" | cut -f1) (each stage's final model; training checkpoints are dropped once a stage is finished)"

@@ -76,6 +76,15 @@ def test_one_iteration_end_to_end_then_rerun_is_a_noop(uninterrupted):
         assert (run / "report" / png).stat().st_size > 1000 and f"({png})" in text
     for name in ("base", "iter-0", "iter-1"):
         assert f"| {name} " in text or f" {name} |" in text
+    # every EX with its interval, every gain with its paired interval, counts as counts
+    import re
+
+    ex_table = text.split("## Execution accuracy")[1].split("Gains over")[0]
+    assert re.search(r"\| \d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\] \|", ex_table), ex_table
+    assert "| iter-1 vs iter-0 |" in text and re.search(r"\[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]", text)
+    by_difficulty = text.split("By difficulty")[1].split("##")[0]
+    assert not re.search(r"\| \d+\.000 \|\s*$", by_difficulty, re.M), by_difficulty  # question counts are ints
+    assert "first loss (mean of 3 steps)" in text
     model = run / "train" / "iter-1" / "dpo" / "model" / "model.safetensors"
     shards = {p: p.stat().st_mtime_ns for p in run.glob("*/*/**/part-*.parquet")}
     before = model.stat().st_mtime_ns

@@ -55,6 +55,12 @@ def test_ddp_sft_then_dpo_learn(ddp_run):
     _, (sft, dpo) = ddp_run
     _assert_learns(sft, dpo)
     assert sft.workers == 2 and sft.strategy == "ddp"
+    for st in (sft, dpo):  # a finished stage keeps its model, not the checkpoints it resumed from
+        stage = Path(st.model).parent
+        assert (stage / "model" / "config.json").is_file() and not (stage / "checkpoints").exists()
+    # length-grouped batches (train.length_grouped): little padding, the completion counted apart
+    assert sft.tokens["padding"] < 0.15 * (sft.tokens["prompt"] + sft.tokens["completion"]), sft.tokens
+    assert sft.tokens["completion"] > 0 and dpo.tokens["completion"] > 0
 
 
 def test_checkpoint_loads_in_the_generator_and_changes_its_samples(ray_local, ddp_run, tiny):

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import MySQLdb
 
 from exesql_ray.engines.base import InfraError, Limits, QueryTimeout
-from exesql_ray.engines.server import ServerEngine
+from exesql_ray.engines.server import Received, ServerEngine
 from exesql_ray.engines.sqltext import strip_trailing_semicolons
 from exesql_ray.dsn import hide_password, socket_path
 from exesql_ray.errors import UserError
@@ -318,20 +318,20 @@ class MySQLEngine(ServerEngine):
         self._use_db(conn, db_id)
         conn.send_query(statement)
 
-    def _receive(self, conn):
+    def _receive(self, conn) -> Received:
         try:
             conn.read_query_result()
         except MySQLdb.OperationalError as e:
             ours = self._driver_error(e)
-            return None, ours, isinstance(ours, InfraError)
+            return Received(None, ours, broken=isinstance(ours, InfraError))
         except MySQLdb.Error as e:
-            return None, e, False
+            return Received(None, e)
         try:
             result = conn.store_result()
-            return (result.fetch_row(0) if result is not None else ()), None, False
+            return Received(result.fetch_row(0) if result is not None else ())
         except MySQLdb.Error as e:
             # an error while rows stream can leave unread packets: that connection is broken
-            return None, (self._driver_error(e) if isinstance(e, MySQLdb.OperationalError) else e), True
+            return Received(None, self._driver_error(e) if isinstance(e, MySQLdb.OperationalError) else e, broken=True)
 
     def _error_text(self, exc) -> str:
         if isinstance(exc, MySQLdb.Error) and len(exc.args) >= 2:

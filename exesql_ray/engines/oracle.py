@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from exesql_ray.engines.base import InfraError, Limits, QueryTimeout
-from exesql_ray.engines.server import ServerEngine
+from exesql_ray.engines.server import ServerEngine, first_line
 from exesql_ray.dsn import hide_password
 from exesql_ray.errors import UserError
 from exesql_ray.engines.migrate import Target
@@ -89,7 +89,7 @@ class OracleEngine(ServerEngine):
             with self.pool.acquire() as conn:
                 conn.ping()
         except oracledb.Error as e:
-            raise UserError(f"oracle: cannot connect to {hide_password(dsn)}: {str(e).splitlines()[0]}") from None
+            raise UserError(f"oracle: cannot connect to {hide_password(dsn)}: {first_line(e)}") from None
         self._dbs = None
 
     def db_ids(self) -> list[str]:
@@ -127,12 +127,12 @@ class OracleEngine(ServerEngine):
             if _TIMEOUT.search(text):
                 raise QueryTimeout() from e
             if _INFRA.search(text):
-                raise InfraError(f"oracle: {text.splitlines()[0]}") from e
+                raise InfraError(f"oracle: {first_line(e)}") from e
             raise
         return rows
 
     def _error_text(self, exc) -> str:
-        return str(exc).strip().splitlines()[0]
+        return first_line(exc)
 
     def _is_rejection(self, exc) -> bool:
         return bool(re.search(r"ORA-(01031|01950|16000)\b", str(exc)))
@@ -214,7 +214,7 @@ class OracleTarget(Target):
         try:
             self.conn.cursor().execute(sql)
         except oracledb.DatabaseError as e:
-            return str(e).splitlines()[0]
+            return first_line(e)
         return None
 
     def read_table(self, db_id, table):

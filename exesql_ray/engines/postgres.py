@@ -23,7 +23,7 @@ from psycopg.adapt import Transformer
 from psycopg.pq import ExecStatus
 
 from exesql_ray.engines.base import InfraError, Limits, QueryTimeout
-from exesql_ray.engines.server import ServerEngine
+from exesql_ray.engines.server import Received, ServerEngine, first_line
 from exesql_ray.engines.sqltext import capped, strip_trailing_semicolons
 from exesql_ray.dsn import hide_password, is_relative_socket, socket_path
 from exesql_ray.errors import UserError
@@ -34,6 +34,19 @@ from exesql_ray.dialects import NUMBER_RX, PREFIX_RX
 TUPLES_OK, FATAL_ERROR = ExecStatus.TUPLES_OK, ExecStatus.FATAL_ERROR
 
 
+def is_connection_loss(exc: BaseException) -> bool:
+    """An OperationalError of class 08 (connection) or 57P (the server shutting down, or
+    unreachable): about the infrastructure, not the query."""
+    return isinstance(exc, psycopg.OperationalError) and (exc.sqlstate is None or exc.sqlstate.startswith(("08", "57P")))
+
+
+def use_schema(conn: psycopg.Connection, schema: str) -> None:
+    """`SET search_path` to the database's schema, only when the connection last served another."""
+    if getattr(conn, "_exesql_schema", None) != schema:
+        conn.execute(psql.SQL("SET search_path TO {}").format(psql.Identifier(schema)))
+        conn._exesql_schema = schema  # type: ignore[attr-defined]
+
+
 def absolute_sockets(dsn: str) -> str:
     """The DSN with each relative socket folder in `host` made absolute (libpq would look the
     path up as a host name and fail deep in the driver); one line when it is not there."""
@@ -42,7 +55,7 @@ def absolute_sockets(dsn: str) -> str:
     try:
         params = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as e:
-        raise UserError(f"postgres: cannot read the DSN {hide_password(dsn)}: {str(e).strip().splitlines()[0]}") from None
+        raise UserError(f"postgres: cannot read the DSN {hide_password(dsn)}: {first_line(e)}") from None
     hosts = str(params.get("host") or "").split(",")
     if not any(is_relative_socket(h) for h in hosts):
         return dsn
@@ -146,8 +159,7 @@ class PostgresEngine(ServerEngine):
         try:  # one try first: the pool would retry for connect_timeout_s, logging each failure
             psycopg.connect(dsn, connect_timeout=int(max(connect_timeout_s, 1))).close()
         except (psycopg.OperationalError, UnicodeError) as e:  # UnicodeError: a host name libpq cannot encode
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(f"postgres: cannot connect to {hide_password(dsn)}: {reason}") from None
+            raise UserError(f"postgres: cannot connect to {hide_password(dsn)}: {first_line(e)}") from None
         self.pool = psycopg_pool.ConnectionPool(
             dsn, min_size=1, max_size=max_connections, open=False, timeout=max(connect_timeout_s, 1.0),
             kwargs={"autocommit": True, "prepare_threshold": None, "connect_timeout": int(max(connect_timeout_s, 1))},
@@ -206,10 +218,7 @@ class PostgresEngine(ServerEngine):
 
     def _run_on(self, conn: psycopg.Connection, db_id: str, sql: str, cap: int):
         try:
-            schema = self.db_name(db_id)
-            if getattr(conn, "_exesql_schema", None) != schema:
-                conn.execute(psql.SQL("SET search_path TO {}").format(psql.Identifier(schema)))
-                conn._exesql_schema = schema  # type: ignore[attr-defined]
+            use_schema(conn, self.db_name(db_id))
             cur = conn._exesql_cursor
             statement = self._statement(sql, cap)
             try:
@@ -226,7 +235,7 @@ class PostgresEngine(ServerEngine):
         except psycopg.errors.QueryCanceled as e:
             raise QueryTimeout() from e
         except psycopg.OperationalError as e:
-            if e.sqlstate is None or e.sqlstate.startswith(("08", "57P")):
+            if is_connection_loss(e):
                 raise InfraError(f"postgres: {e}") from e
             raise
 
@@ -268,10 +277,7 @@ class PostgresEngine(ServerEngine):
         return position > statement.find(body) + len(body)
 
     def _send(self, conn: psycopg.Connection, db_id: str, statement: str) -> None:
-        schema = self.db_name(db_id)
-        if conn._exesql_schema != schema:  # type: ignore[attr-defined]
-            conn.execute(psql.SQL("SET search_path TO {}").format(psql.Identifier(schema)))
-            conn._exesql_schema = schema  # type: ignore[attr-defined]
+        use_schema(conn, self.db_name(db_id))
         pgconn = conn.pgconn
         pgconn.send_query_params(statement.encode(conn._exesql_encoding), None)  # type: ignore[attr-defined]
         while pgconn.flush():  # non-blocking: wait until the query is out (libpq's recipe:
@@ -279,7 +285,7 @@ class PostgresEngine(ServerEngine):
             if readable:  # server sends meanwhile, so that neither side waits on the other)
                 pgconn.consume_input()
 
-    def _receive(self, conn: psycopg.Connection):
+    def _receive(self, conn: psycopg.Connection) -> Received:
         pgconn = conn.pgconn
         results = []
         try:
@@ -292,25 +298,24 @@ class PostgresEngine(ServerEngine):
                     break
                 results.append(res)
         except (psycopg.OperationalError, OSError) as e:
-            return None, InfraError(f"postgres: {e}"), True
+            return Received(None, InfraError(f"postgres: {e}"), broken=True)
         res = results[0] if results else None
         if res is not None and res.status == TUPLES_OK:
             tx = conn._exesql_tx  # type: ignore[attr-defined]
             tx.set_pgresult(res)
-            return tx.load_rows(0, res.ntuples, tuple), None, False
+            return Received(tx.load_rows(0, res.ntuples, tuple))
         if res is None or res.status != FATAL_ERROR:
-            return None, InfraError(f"postgres: unexpected reply {res and res.status!r}"), True
+            return Received(None, InfraError(f"postgres: unexpected reply {res and res.status!r}"), broken=True)
         exc = psycopg.errors.error_from_result(res, encoding=conn._exesql_encoding)  # type: ignore[attr-defined]
         if isinstance(exc, psycopg.errors.QueryCanceled):
-            return None, QueryTimeout(), False
-        if isinstance(exc, psycopg.OperationalError) and (exc.sqlstate is None or exc.sqlstate.startswith(("08", "57P"))):
-            return None, InfraError(f"postgres: {exc}"), True
-        return None, exc, False
+            return Received(None, QueryTimeout())
+        if is_connection_loss(exc):
+            return Received(None, InfraError(f"postgres: {exc}"), broken=True)
+        return Received(None, exc)
 
     def _error_text(self, exc) -> str:
         state = getattr(exc, "sqlstate", None) or ""
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"{state}: {msg}" if state else msg
+        return f"{state}: {first_line(exc)}" if state else first_line(exc)
 
     def _about_the_environment(self, exc) -> bool:
         # 53100 disk full, 53200 out of memory, 53300 too many connections, 58xxx system (I/O)
@@ -344,7 +349,7 @@ class PostgresTarget(Target):
         try:
             self.conn = psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5)
         except (psycopg.OperationalError, UnicodeError) as e:
-            raise UserError(f"postgres: cannot connect to {hide_password(admin_dsn)}: {str(e).strip().splitlines()[0]}") from None
+            raise UserError(f"postgres: cannot connect to {hide_password(admin_dsn)}: {first_line(e)}") from None
         self.reader = reader
 
     def stored_checksum(self, db_id):
@@ -380,7 +385,7 @@ class PostgresTarget(Target):
             with self.conn.transaction():
                 self.conn.execute(sql)
         except psycopg.Error as e:
-            return str(e).strip().splitlines()[0]
+            return first_line(e)
         return None
 
     def read_table(self, db_id, table):

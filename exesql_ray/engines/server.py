@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import time
 from itertools import chain
-from typing import Any, ClassVar, Iterable, Iterator
+from typing import Any, ClassVar, Iterable, Iterator, NamedTuple
 
 
 from exesql_ray.dsn import hide_password
@@ -15,6 +15,19 @@ from exesql_ray.errors import UserError
 
 from exesql_ray.engines.base import Engine, InfraError, Interrupted, Limits
 from exesql_ray.engines.results import Execution
+
+
+class Received(NamedTuple):
+    """A pipelined query's reply (`ServerEngine._receive`)."""
+    rows: Any  # the raw rows; None when the query failed
+    error: BaseException | None = None
+    broken: bool = False  # the connection cannot serve another query
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message, first line only, or its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class ServerEngine(Engine):
@@ -77,9 +90,9 @@ class ServerEngine(Engine):
         """Send one `_statement` (switching DB first if need be) without waiting for it."""
         raise NotImplementedError
 
-    def _receive(self, conn) -> tuple[Any, BaseException | None, bool]:
-        """(raw rows, None, False) for the query in flight, or (None, the exception: a
-        QueryTimeout, an InfraError or the server's error, whether the connection is broken)."""
+    def _receive(self, conn) -> Received:
+        """The reply to the query in flight: its rows, or the exception (a QueryTimeout, an
+        InfraError or the server's error) and whether the connection is broken."""
         raise NotImplementedError
 
     def _pipelined(self, jobs: Iterable[tuple[str, str, int | None]]) -> Iterator[Execution]:
@@ -107,11 +120,11 @@ class ServerEngine(Engine):
                         statement = self._statement(sql, cap)
                 done = None
                 if inflight is not None:
-                    raw, exc, broken = self._receive(conn)
-                    if broken:
+                    reply = self._receive(conn)
+                    if reply.broken:
                         self._checkin(conn, broken=True)
                         conn = None
-                    done, inflight = (inflight, raw, exc), None
+                    done, inflight = (inflight, reply.rows, reply.error), None
                     if self.stopping:  # perhaps the reply of a query `interrupt` cancelled: no verdict
                         raise Interrupted()
                 if job is not None and mine is None:

@@ -17,6 +17,7 @@ what each worker runs.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from exesql_ray.config import Config
 from exesql_ray.errors import UserError
 from exesql_ray.runs import policy_for, train_dir
 from exesql_ray.summaries import TrainSummary
+from exesql_ray.train.settings import WorkerSettings
 
 STAGES = ("sft", "dpo", "grpo")
 DEEPSPEED_DIR = Path(__file__).resolve().parents[2] / "configs" / "deepspeed"
@@ -97,7 +99,7 @@ class TrainPlan:
     out: Path
     rows: list[dict]
     data_info: dict
-    loop_config: dict  # what `loops.sft_loop` / `loops.dpo_loop` read
+    settings: WorkerSettings  # what the worker loops (train/loops.py) read
 
     @property
     def summary_path(self) -> Path:
@@ -138,12 +140,11 @@ def plan_training(cfg: Config, iteration: int, stage: str) -> TrainPlan:
     rows, data_info = prepare_rows(cfg, iteration, stage, start)
     t = cfg.train
     s = getattr(t, stage)
-    loop_config = {"model": str(start.resolve()), "reference": str(reference.resolve()), "out": str(out.resolve()),
-                   "stage": _stage_settings(s, stage, iteration), "bf16": t.bf16, "use_gpu": t.use_gpu,
-                   "gradient_checkpointing": t.gradient_checkpointing, "seed": cfg.seed,
-                   "length_grouped": t.length_grouped,
-                   "deepspeed": ds_config, "beta": getattr(s, "beta", None)}
-    return TrainPlan(stage, iteration, start, reference, out, rows, data_info, loop_config)
+    settings = WorkerSettings(stage=stage, model=str(start.resolve()), reference=str(reference.resolve()),
+                              out=str(out.resolve()), hyper=_stage_settings(s, stage, iteration), seed=cfg.seed,
+                              bf16=t.bf16, use_gpu=t.use_gpu, gradient_checkpointing=t.gradient_checkpointing,
+                              length_grouped=t.length_grouped, deepspeed=ds_config, beta=getattr(s, "beta", None))
+    return TrainPlan(stage, iteration, start, reference, out, rows, data_info, settings)
 
 
 def summarize_training(cfg: Config, plan: TrainPlan, seconds: float) -> TrainSummary:
@@ -156,9 +157,12 @@ def summarize_training(cfg: Config, plan: TrainPlan, seconds: float) -> TrainSum
         "reference": str(plan.reference) if plan.stage == "dpo" else None, "strategy": t.strategy,
         "workers": t.num_workers, **plan.data_info, "resumed_from": info.get("resumed_from"),
         "global_step": info.get("global_step"), "max_steps": info.get("max_steps"), "seconds": round(seconds, 1),
-        "first": _first_last(metrics, first=True), "last": _first_last(metrics, first=False),
+        "first": first_last(metrics, first=True), "last": first_last(metrics, first=False),
         "tokens": info.get("tokens") or {}, "train_seconds": info.get("train_seconds")})
     plan.summary_path.write_text(json.dumps(summary.to_dict(), indent=1))
+    # The stage is finished (its model and summary are written): its checkpoints were for
+    # resuming it and are most of the run folder (a 135M model's optimizer state is ~1.6 GB).
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
     return summary
 
 
@@ -174,8 +178,9 @@ def _stage_settings(s, stage: str, iteration: int) -> dict:
 HEADLINE = ("loss", "rewards/margins", "rewards/accuracies", "logps/chosen", "reward", "frac_reward_zero_std")
 
 
-def _first_last(metrics: list[dict], first: bool, window: int = 3) -> dict:
-    """Mean of the first (or last) few logged steps for the headline metrics."""
+def first_last(metrics: list[dict], first: bool, window: int = 3) -> dict:
+    """Mean of the first (or last) `window` logged steps for the headline metrics: what the
+    summary's and the report's `first` and `last` are (one step alone is noisy)."""
     steps = [m for m in metrics if "loss" in m and "train_runtime" not in m]
     part = steps[:window] if first else steps[-window:]
     return {k: round(sum(m[k] for m in part) / len(part), 4) for k in HEADLINE if part and all(k in m for m in part)}

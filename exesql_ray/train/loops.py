@@ -21,6 +21,7 @@ from pathlib import Path
 
 from exesql_ray.train.data import conversational, length_grouped_order
 from exesql_ray.train.lm_head import compact_fused_lm_head
+from exesql_ray.train.settings import WorkerSettings
 
 
 def _rows_from_shard() -> list[dict]:
@@ -39,44 +40,45 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def use_bf16(c: dict) -> bool:
+def use_bf16(c: WorkerSettings) -> bool:
     """train.bf16 on this worker: `auto` asks the device it runs on."""
-    if c["bf16"] != "auto":
-        return bool(c["bf16"])
-    if c["use_gpu"]:
+    if c.bf16 != "auto":
+        return bool(c.bf16)
+    if c.use_gpu:
         import torch
 
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return cpu_has_bf16()
 
 
-def weights_dtype(c: dict) -> str:
+def weights_dtype(c: WorkerSettings) -> str:
     """bf16 weights on GPUs; on CPU float32 weights under bf16 autocast (Trainer's bf16 on
     CPU), which keeps the optimizer's updates exact."""
-    return "bfloat16" if c["use_gpu"] and use_bf16(c) else "float32"
+    return "bfloat16" if c.use_gpu and use_bf16(c) else "float32"
 
 
-def _common_args(c: dict, out: Path) -> dict:
-    s = c["stage"]
+def _common_args(c: WorkerSettings, out: Path) -> dict:
+    s = c.hyper
     args = dict(output_dir=str(out / "checkpoints"), num_train_epochs=s["epochs"], learning_rate=s["learning_rate"],
                 per_device_train_batch_size=s["batch_size"], gradient_accumulation_steps=s["grad_accum"],
-                warmup_steps=s["warmup_ratio"], max_length=s["max_length"], logging_steps=1,
+                warmup_steps=s["warmup_ratio"],  # below 1: transformers reads it as a share of the steps
+                max_length=s["max_length"], logging_steps=1,
                 save_strategy="steps", save_steps=s["save_steps"], save_total_limit=2, report_to=[],
-                bf16=use_bf16(c), use_cpu=not c["use_gpu"], seed=c["seed"], data_seed=c["seed"],
+                bf16=use_bf16(c), use_cpu=not c.use_gpu, seed=c.seed, data_seed=c.seed,
                 lr_scheduler_type="cosine", dataloader_num_workers=0, disable_tqdm=True,
-                gradient_checkpointing=c.get("gradient_checkpointing", False), remove_unused_columns=True)
-    if c["deepspeed"]:
-        args["deepspeed"] = c["deepspeed"]
+                gradient_checkpointing=c.gradient_checkpointing, remove_unused_columns=True)
+    if c.deepspeed:
+        args["deepspeed"] = c.deepspeed
     return args
 
 
-def _init_distributed(c: dict) -> None:
+def _init_distributed(c: WorkerSettings) -> None:
     """ZeRO-3 under Ray Train needs DeepSpeed's own view of the process group, made before
     any model is built (docs/platform.md: else from_pretrained sees world size 1)."""
-    if c["deepspeed"]:
+    if c.deepspeed:
         import deepspeed
 
-        deepspeed.init_distributed(dist_backend="nccl" if c["use_gpu"] else "gloo")
+        deepspeed.init_distributed(dist_backend="nccl" if c.use_gpu else "gloo")
 
 
 REPORT_EVERY_STEPS = 10
@@ -170,9 +172,9 @@ def _row_lengths(dataset) -> list[int]:
             zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"])]
 
 
-def _length_grouped(trainer_class, c: dict):
+def _length_grouped(trainer_class, c: WorkerSettings):
     """`trainer_class` whose training batches group rows of similar length (train.length_grouped)."""
-    if not c.get("length_grouped"):
+    if not c.length_grouped:
         return trainer_class
 
     class LengthGrouped(trainer_class):
@@ -214,53 +216,55 @@ def _text_length(row: dict) -> int:
     return text(row["prompt"]) + max(text(row["chosen"]), text(row["rejected"]))
 
 
-def sft_loop(c: dict) -> None:
+def sft_loop(config: dict) -> None:
+    c = WorkerSettings.of(config)
     _init_distributed(c)
     from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    out = Path(c["out"])
+    out = Path(c.out)
     rows = [conversational(r, "sft") for r in _rows_from_shard()]
-    tokenizer = AutoTokenizer.from_pretrained(c["model"])
+    tokenizer = AutoTokenizer.from_pretrained(c.model)
     args = SFTConfig(**_common_args(c, out), completion_only_loss=True,
                      model_init_kwargs={"dtype": weights_dtype(c)})
-    trainer = _length_grouped(SFTTrainer, c)(model=c["model"], args=args, train_dataset=Dataset.from_list(rows),
+    trainer = _length_grouped(SFTTrainer, c)(model=c.model, args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, callbacks=[_report_callback(out / "metrics.jsonl")])
     compact_fused_lm_head(trainer.model)
     tokens = _count_tokens(trainer)
     resume = _resume_point(out)
     result = trainer.train(resume_from_checkpoint=resume)
-    _finish(trainer, tokenizer, out, {"stage": "sft", "from": c["model"], "rows": len(rows),
+    _finish(trainer, tokenizer, out, {"stage": "sft", "from": c.model, "rows": len(rows),
                                       "resumed_from": resume, "global_step": result.global_step,
                                       "max_steps": trainer.state.max_steps, "tokens": tokens.totals,
                                       "train_seconds": result.metrics.get("train_runtime")})
 
 
-def dpo_loop(c: dict) -> None:
+def dpo_loop(config: dict) -> None:
+    c = WorkerSettings.of(config)
     _init_distributed(c)
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    out = Path(c["out"])
+    out = Path(c.out)
     rows = [conversational(r, "dpo") for r in _rows_from_shard()]
-    if c.get("length_grouped"):  # the reference pass reads the rows in order: similar lengths together
+    if c.length_grouped:  # the reference pass reads the rows in order: similar lengths together
         rows.sort(key=lambda r: _text_length(r))
-    tokenizer = AutoTokenizer.from_pretrained(c["model"])
+    tokenizer = AutoTokenizer.from_pretrained(c.model)
     dtype = getattr(torch, weights_dtype(c))
     # DPOConfig first: under ZeRO-3 it installs the config that from_pretrained partitions by
-    s = c["stage"]
+    s = c.hyper
     # nll_weight: TRL's combined loss, DPO's sigmoid plus an NLL term on the chosen answer (RPO)
     losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, s["nll_weight"]]} if s.get("nll_weight") else {}
-    args = DPOConfig(**_common_args(c, out), beta=c["beta"], model_init_kwargs={"dtype": dtype},
+    args = DPOConfig(**_common_args(c, out), beta=c.beta, model_init_kwargs={"dtype": dtype},
                      precompute_ref_log_probs=bool(s.get("precompute_reference")),
                      precompute_ref_batch_size=4 * s["batch_size"], **losses)
     ref = None  # None: TRL copies the starting policy
-    if c["reference"] != c["model"]:
-        ref = AutoModelForCausalLM.from_pretrained(c["reference"], dtype=dtype)
-    trainer = _length_grouped(DPOTrainer, c)(model=c["model"], ref_model=ref, args=args, train_dataset=Dataset.from_list(rows),
+    if c.reference != c.model:
+        ref = AutoModelForCausalLM.from_pretrained(c.reference, dtype=dtype)
+    trainer = _length_grouped(DPOTrainer, c)(model=c.model, ref_model=ref, args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, callbacks=[_report_callback(out / "metrics.jsonl")])
     for m in (trainer.model, trainer.ref_model):
         if m is not None:
@@ -268,16 +272,17 @@ def dpo_loop(c: dict) -> None:
     tokens = _count_tokens(trainer)
     resume = _resume_point(out)
     result = trainer.train(resume_from_checkpoint=resume)
-    _finish(trainer, tokenizer, out, {"stage": "dpo", "from": c["model"], "reference": c["reference"],
-                                      "beta": c["beta"], "rows": len(rows), "resumed_from": resume,
+    _finish(trainer, tokenizer, out, {"stage": "dpo", "from": c.model, "reference": c.reference,
+                                      "beta": c.beta, "rows": len(rows), "resumed_from": resume,
                                       "global_step": result.global_step, "max_steps": trainer.state.max_steps,
                                       "tokens": tokens.totals, "train_seconds": result.metrics.get("train_runtime")})
 
 
-def grpo_loop(c: dict) -> None:
+def grpo_loop(config: dict) -> None:
     """TRL's GRPOTrainer on the frontier questions; its reward function calls the executor
-    actors the controller started (`c["executors"]`: engine → handle). Generation inside the
+    actors the controller started (`c.executors`: engine → handle). Generation inside the
     trainer is transformers `generate` (vLLM's colocated mode needs CUDA)."""
+    c = WorkerSettings.of(config)
     _init_distributed(c)
     from datasets import Dataset
     from transformers import AutoTokenizer
@@ -285,10 +290,10 @@ def grpo_loop(c: dict) -> None:
 
     from exesql_ray.train.grpo import ExecutionReward
 
-    out = Path(c["out"])
-    s = c["stage"]
+    out = Path(c.out)
+    s = c.hyper
     rows = [conversational(r, "grpo") for r in _rows_from_shard()]
-    tokenizer = AutoTokenizer.from_pretrained(c["model"])
+    tokenizer = AutoTokenizer.from_pretrained(c.model)
     common = _common_args(c, out)
     common.pop("max_length")  # GRPO bounds the answer (max_completion_length); prompts were checked
     common["remove_unused_columns"] = False  # the reward reads engine, db_id, gold_sql, reward_mode
@@ -297,11 +302,11 @@ def grpo_loop(c: dict) -> None:
     args = GRPOConfig(**common, beta=s["beta"], num_generations=s["num_generations"],
                       max_completion_length=s["max_completion_length"], temperature=s["temperature"],
                       model_init_kwargs={"dtype": weights_dtype(c)})
-    trainer = GRPOTrainer(model=c["model"], reward_funcs=[ExecutionReward(c["executors"])], args=args,
+    trainer = GRPOTrainer(model=c.model, reward_funcs=[ExecutionReward(c.executors)], args=args,
                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                           callbacks=[_report_callback(out / "metrics.jsonl")])
     resume = _resume_point(out)
     result = trainer.train(resume_from_checkpoint=resume)
-    _finish(trainer, tokenizer, out, {"stage": "grpo", "from": c["model"], "rows": len(rows), "resumed_from": resume,
+    _finish(trainer, tokenizer, out, {"stage": "grpo", "from": c.model, "rows": len(rows), "resumed_from": resume,
                                       "global_step": result.global_step, "max_steps": trainer.state.max_steps,
                                       "train_seconds": result.metrics.get("train_runtime")})
