@@ -36,25 +36,12 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-DATA = Path(os.environ.get("EXESQL_DATA", ROOT.parent / "shared" / "data"))
-RUN = ROOT / ".run" / "spider"
+from common import ROOT, DATA, run_folder, setup_servers  # bench/common.py
+RUN = run_folder("spider")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 # raw and guarded loops per round (under a second each): their ratio is the noisiest figure
 GUARD_PAIRS = int(os.environ.get("BENCH_GUARD_PAIRS", "3"))
-
-
-def setup_servers() -> dict:
-    subprocess.run(["bash", str(ROOT / "scripts" / "dbs.sh"), "up"], check=True, capture_output=True)
-    env = {}
-    for line in (ROOT / ".run" / "dbs" / "env").read_text().splitlines():
-        k, _, v = line[len("export "):].partition("=")
-        env[k] = v.strip("'")
-    os.environ.update(env)
-    return env
 
 
 def migrate(engine: str, force: bool) -> float:
@@ -148,6 +135,20 @@ def raw_sqlite(queries, roots, our_settings: bool = False):
 
 # The four raw loops stay separate plain loops, alike in shape: a shared helper would add a
 # call per query to the baseline it is measuring.
+def _raw_loop(queries, use_db, run, errors) -> None:
+    """The plain driver loop the engines are measured against: switch database when it
+    changes, run, fetch everything, ignore the query's own errors."""
+    current = None
+    for db, sql in queries:
+        if db != current:
+            use_db(db)
+            current = db
+        try:
+            run(sql)
+        except errors:
+            pass
+
+
 def raw_duckdb(queries, _):
     import duckdb
 
@@ -158,15 +159,7 @@ def raw_duckdb(queries, _):
         return con
 
     cur = _raw_con("duckdb", connect)
-    current = None
-    for db, sql in queries:
-        if db != current:
-            cur.execute(f'USE "{db}"')
-            current = db
-        try:
-            cur.execute(sql).fetchall()
-        except duckdb.Error:
-            pass
+    _raw_loop(queries, lambda db: cur.execute(f'USE "{db}"'), lambda sql: cur.execute(sql).fetchall(), duckdb.Error)
 
 
 def raw_postgres(queries, _):
@@ -176,15 +169,8 @@ def raw_postgres(queries, _):
     # the queries; one pass would not), and so does our engine
     con = _raw_con("postgres", lambda: psycopg.connect(os.environ["EXESQL_PG_DSN"], autocommit=True,
                                                        prepare_threshold=None))
-    current = None
-    for db, sql in queries:
-        if db != current:
-            con.execute(f'SET search_path TO "{db.lower()}"')
-            current = db
-        try:
-            con.execute(sql).fetchall()
-        except psycopg.Error:
-            pass
+    _raw_loop(queries, lambda db: con.execute(f'SET search_path TO "{db.lower()}"'),
+              lambda sql: con.execute(sql).fetchall(), psycopg.Error)
 
 
 def raw_mysql(queries, _):
@@ -195,16 +181,12 @@ def raw_mysql(queries, _):
     con = _raw_con("mysql", lambda: MySQLdb.connect(**parse_mysql_dsn(os.environ["EXESQL_MYSQL_DSN"]),
                                                     charset="utf8mb4", autocommit=True))
     cur = con.cursor()
-    current = None
-    for db, sql in queries:
-        if db != current:
-            con.select_db(db.lower())
-            current = db
-        try:
-            cur.execute(sql)
-            cur.fetchall()
-        except MySQLdb.Error:
-            pass
+
+    def run(sql):
+        cur.execute(sql)
+        cur.fetchall()
+
+    _raw_loop(queries, lambda db: con.select_db(db.lower()), run, MySQLdb.Error)
     cur.close()
 
 

@@ -24,11 +24,8 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-DATA = Path(os.environ.get("EXESQL_DATA", ROOT.parent / "shared" / "data"))
+from common import DATA  # bench/common.py
 
 
 def prompts_for(questions: int) -> list[str]:

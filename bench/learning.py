@@ -35,8 +35,7 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT  # bench/common.py
 CONFIG = ROOT / "configs" / "spider_cpu.yaml"
 PLAIN_ROWS = 48  # rows of the iter-1 SFT data the two trainers are timed on
 
@@ -270,7 +269,7 @@ def main() -> None:
     from actors.generator import start_generators
     from controller.pipeline import run_pipeline
     from controller.evaluate import run_eval_stage
-    from bench.executor import setup_servers
+    from common import setup_servers
     from controller.ray_start import local_ray
     from exesql_ray.config import load_config
     from exesql_ray.evaluate import gain_intervals, gains

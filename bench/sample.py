@@ -21,12 +21,9 @@ import os
 import shutil
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-DATA = Path(os.environ.get("EXESQL_DATA", ROOT.parent / "shared" / "data"))
-RUN = ROOT / ".run" / "bench-sample"
+from common import ROOT, DATA, run_folder  # bench/common.py
+RUN = run_folder("bench-sample")
 QUESTIONS = int(os.environ.get("BENCH_QUESTIONS", "64"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 ENGINES = ["postgres", "duckdb"]
@@ -55,7 +52,7 @@ def bench_config(extra: list[str] | tuple[str, ...] = ()):
 
 def setup(extra: list[str] | tuple[str, ...] = ()):
     """Servers up, the questions' DBs migrated, the tiny model built, stage 1 run; the config."""
-    from bench.executor import setup_servers
+    from common import setup_servers
     from exesql_ray.data import load_dataset
     from exesql_ray.engines.migrate import migrate_dbs, open_target
     from exesql_ray.tinymodel import build_for_run

@@ -25,15 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-DATA = Path(os.environ.get("EXESQL_DATA", ROOT.parent / "shared" / "data"))
-RUN = ROOT / ".run" / "spider"
+from common import DATA, run_folder, setup_servers  # bench/common.py
+RUN = run_folder("spider")
 TARGETS = ("postgres", "mysql", "duckdb", "oracle")
 
 
@@ -153,10 +148,7 @@ def main() -> None:
         ap.error("--out or --compare is required")
     from exesql_ray.data import load_dataset
 
-    subprocess.run(["bash", str(ROOT / "scripts" / "dbs.sh"), "up"], check=True, capture_output=True)
-    for line in (ROOT / ".run" / "dbs" / "env").read_text().splitlines():
-        k, _, v = line[len("export "):].partition("=")
-        os.environ[k] = v.strip("'")
+    setup_servers()
     splits = load_dataset("spider", DATA / "spider", ["dev", "train"]).splits
     dev = [e for e in splits["dev"] if e.has_db]
     train = [e for e in splits["train"] if e.has_db][:args.train]

@@ -16,11 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 EPOCHS = os.environ.get("BENCH_EPOCHS", "1")
 RUNS = {"ddp_1": ["train.num_workers=1"], "ddp_2": ["train.num_workers=2"],
         "zero2_2": ["train.num_workers=2", "train.strategy=zero2"]}

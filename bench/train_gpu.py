@@ -22,8 +22,7 @@ import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT  # bench/common.py
 SOURCE = Path(os.environ.get("BENCH_RUN", ROOT / ".run" / "bench-sample"))
 HIDDEN = int(os.environ.get("GPU_BENCH_HIDDEN", "1024"))
 LAYERS = int(os.environ.get("GPU_BENCH_LAYERS", "12"))

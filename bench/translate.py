@@ -21,20 +21,14 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-DATA = Path(os.environ.get("EXESQL_DATA", ROOT.parent / "shared" / "data"))
-RUN = ROOT / ".run" / "spider"
+from common import DATA, run_folder, setup_servers  # bench/common.py
+RUN = run_folder("spider")
 ENGINES = ("postgres", "mysql", "duckdb")
 
 
 def setup() -> None:
-    subprocess.run(["bash", str(ROOT / "scripts" / "dbs.sh"), "up"], check=True, capture_output=True)
-    for line in (ROOT / ".run" / "dbs" / "env").read_text().splitlines():
-        k, _, v = line[len("export "):].partition("=")
-        os.environ[k] = v.strip("'")
+    setup_servers()
     for engine in ENGINES:
         r = subprocess.run([sys.executable, "-m", "controller", "db", "migrate", "--dataset", "spider", "--path",
                             str(DATA / "spider"), "--engine", engine, f"run_dir={RUN}"], capture_output=True, text=True)

@@ -378,51 +378,10 @@ def cmd_run(args) -> int:
     from controller.pipeline import run_pipeline
 
     cfg, m = _on_ray(args, run_pipeline)
-    print(format_learning(cfg.run_dir, m, cfg.data.dataset))
+    from exesql_ray.report import learning_summary
+
+    print(learning_summary(cfg.run_dir, m, cfg.data.dataset))
     return 0
-
-
-def format_learning(run_dir, manifest: dict, dataset: str) -> str:
-    """The run's EX table with 95% intervals, the gains with their paired-bootstrap intervals,
-    each stage's time, and one JSON line of the headline figures."""
-    from exesql_ray.evaluate import gain_intervals, gains
-    from exesql_ray.report import collect
-
-    evals = collect(run_dir)["evals"]
-    split = next((sp for m in evals.values() for sp in m["splits"]), None)
-    if split is None:
-        return f"no evaluation yet; stages: {Path(run_dir) / 'pipeline.json'}"
-    cols = list(evals)
-    engines = list(dict.fromkeys(e for m in evals.values() for e in m["splits"].get(split, {})))
-    cell = {(c, e): evals[c]["splits"].get(split, {}).get(e) for c in cols for e in engines}
-    lines = [f"EX on {dataset} {split}: greedy, one answer per question, with its 95% interval (Wilson); "
-             f"base: the model before training, iter-k: after iteration k"]
-    lines.append(f"{'engine':<10}" + "".join(f"{c:>22}" for c in cols))
-    for e in engines:
-        row = ""
-        for c in cols:
-            a = cell[(c, e)]
-            row += f"{'-':>22}" if not a or a["ex"] is None else \
-                f"{a['ex']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]".rjust(22)
-        lines.append(f"{e:<10}" + row)
-    g = gains(evals).get(split, {})
-    if g:
-        lines.append("gains, with the paired-bootstrap 95% interval over the same questions:")
-        for e in engines:
-            for name, b in g.get(e, {}).items():
-                if b["gain"] is None:
-                    continue
-                verdict = ("beyond its interval" if b["beyond"] else "within noise: not shown to change EX")
-                lines.append(f"  {e:<9} {name:<18} {b['gain']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}]  {verdict}")
-    stages = manifest.get("stages", {})
-    lines.append("stage times: " + ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in stages.items()))
-    total = sum(v["seconds"] for v in stages.values())
-    lines.append(f"report: {stages.get('report', {}).get('path', '-')}; stages: {Path(run_dir) / 'pipeline.json'}")
-    headline = {"ex": {c: {e: (cell[(c, e)] or {}).get("ex") for e in engines} for c in cols},
-                "ci95": {c: {e: (cell[(c, e)] or {}).get("ci95") for e in engines} for c in cols},
-                "gain_ci": gain_intervals(g), "minutes": round(total / 60, 1), "report": stages.get("report", {}).get("path")}
-    lines.append(json.dumps(headline))
-    return "\n".join(lines)
 
 
 def cmd_report(args) -> int:
@@ -470,6 +429,12 @@ class _PrintVersion(argparse.Action):
         parser.exit()
 
 
+def _config_args(p, required: bool = True, help: str = "YAML config") -> None:
+    """--config and the key.sub=value overrides after it, as every command that reads a config takes them."""
+    p.add_argument("--config", required=required, help=help)
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="settings over the config's (run_dir=…)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="exesql-ray", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action=_PrintVersion, nargs=0, help="print the versions and exit")
@@ -498,11 +463,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = dbsub.add_parser("migrate", help="copy a dataset's SQLite DBs into an engine, verified")
     _add_dataset_args(p)
     p.add_argument("--engine", required=True, choices=TARGETS)
-    p.add_argument("--config", help="YAML config (DSNs, run_dir); default: built-in defaults + environment")
+    _config_args(p, required=False, help="YAML config (DSNs, run_dir); default: built-in defaults + environment")
     p.add_argument("--db", action="append", help="only this db_id (repeatable)")
     p.add_argument("--duckdb-root", help="where DuckDB files go (default: <run_dir>/duckdb)")
     p.add_argument("--force", action="store_true", help="reload even DBs already there")
-    p.add_argument("overrides", nargs="*", metavar="key.sub=value")
     p.set_defaults(func=cmd_db_migrate)
 
     p = sub.add_parser("execute", help="execute (id, db_id, sql[, gold_sql]) rows on one engine")
@@ -520,38 +484,33 @@ def build_parser() -> argparse.ArgumentParser:
                    "something (superuser, write or FILE privileges); refused otherwise")
     p.add_argument("--sql-column", default="sql", help="the input's column holding the SQL to run (`data export` "
                    "writes `sqlite_sql`)")
-    p.add_argument("--config", help="YAML config")
-    p.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    _config_args(p, required=False)
     p.set_defaults(func=cmd_execute)
 
     p = sub.add_parser("translate", help="stage 1: translate the dataset's SQLite gold, verified by execution")
-    p.add_argument("--config", required=True)
-    p.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    _config_args(p)
     p.set_defaults(func=cmd_translate)
 
     def iteration_stage(parent, name: str, what: str, func) -> None:
         p = parent.add_parser(name, help=what)
-        p.add_argument("--config", required=True)
+        _config_args(p)
         p.add_argument("--iteration", type=int, required=True)
-        p.add_argument("overrides", nargs="*", metavar="key.sub=value")
         p.set_defaults(func=func)
 
     iteration_stage(sub, "sample", "stage 2: best-of-N per question, executed, rewarded (Ray Data)", cmd_sample)
     p = sub.add_parser("run", help="the whole loop: migrate, translate, SFT on the translations, then per "
                        "iteration sample, SFT, DPO, evaluate; then the report")
-    p.add_argument("--config", required=True)
-    p.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    _config_args(p)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("evaluate", help="execution accuracy (greedy) of the model after iteration k, the base "
                        "model, or any model, on the run's eval splits or any dataset's")
-    p.add_argument("--config", required=True)
+    _config_args(p)
     p.add_argument("--iteration", type=_iteration_or_base, metavar="K|base", help="a model of this run")
     p.add_argument("--model", help="any model instead: an embedded name, a Hugging Face folder or hub id")
     p.add_argument("--dataset", help="evaluate on this dataset instead of the run's (its gold verified for each "
                    "engine by stage 1, under <run_dir>/benchmarks/<dataset>)")
     p.add_argument("--path", help="the dataset's folder")
     p.add_argument("--split", action="append", help="split of --dataset (repeatable; default dev)")
-    p.add_argument("overrides", nargs="*", metavar="key.sub=value")
     p.set_defaults(func=cmd_evaluate)
     tr = sub.add_parser("train", help="stage 3: SFT or DPO for one iteration on Ray Train workers (TRL)")
     tsub = tr.add_subparsers(dest="stage", required=True)
@@ -572,16 +531,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", default=DEFAULT_MODEL, choices=sorted(EMBEDDED))
     p.set_defaults(func=cmd_model_embedded)
     p = msub.add_parser("tiny", help="train a tokenizer on the run's data and build a random-init Qwen2 (tests)")
-    p.add_argument("--config", required=True)
+    _config_args(p)
     p.add_argument("--out", help="default: <run_dir>/model/tiny")
-    p.add_argument("overrides", nargs="*", metavar="key.sub=value")
     p.set_defaults(func=cmd_model_tiny)
 
     cfg = sub.add_parser("config", help="validate and print a config")
     csub = cfg.add_subparsers(dest="config_command", required=True)
     p = csub.add_parser("show", help="print the resolved config")
-    p.add_argument("--config", help="YAML file (default: built-in defaults)")
-    p.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    _config_args(p, required=False, help="YAML file (default: built-in defaults)")
     p.set_defaults(func=cmd_config_show)
     return parser
 

@@ -99,78 +99,100 @@ def _training_fits_beside_generators(cfg: Config) -> bool:
     return all(free.get(k, 0.0) >= t.num_workers * v for k, v in per.items() if v > 0)
 
 
-def run_pipeline(cfg: Config, progress=print) -> dict:
-    import ray
+class Replicas:
+    """The pipeline's generator replicas: started on first use, kept across stages (each stage
+    reloads the weights it needs), removed before training when the trainer needs what they
+    hold, and at the end."""
 
-    from actors.generator import start_generators
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.actors: list = []
+
+    def replicas_for(self, model: Path) -> list:
+        """Replicas serving `model` (started here, or reloaded by the stage itself)."""
+        from actors.generator import start_generators
+
+        if not self.actors:
+            self.actors = start_generators(str(model), self.cfg.generation)
+        return self.actors
+
+    def make_room_for_training(self) -> None:
+        if self.actors and not _training_fits_beside_generators(self.cfg):
+            self.close()
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors = []
+
+    def __enter__(self) -> Replicas:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def run_stage(manifest: Manifest, name: str, func, progress) -> dict | None:
+    """Run a stage unless the manifest lists it as done; record its figures and seconds."""
+    if manifest.done(name):
+        progress(f"{name}: done already (pipeline.json)")
+        return None
+    t0 = time.time()
+    info = func()
+    manifest.record(name, info, time.time() - t0)
+    return info
+
+
+SAMPLE_FIGURES = {"candidates", "pass_at_1", "pass_at_n", "pass_at_k", "frontier_share", "d_valid", "d_neg",
+                  "dpo_pairs", "tokens"}
+TRAIN_FIGURES = {"model", "rows", "sources", "global_step", "first", "last", "tokens", "train_seconds"}
+
+
+def run_pipeline(cfg: Config, progress=print) -> dict:
     from controller.evaluate import run_eval_stage
     from controller.migrate import migrate_databases
     from controller.sample import run_sample_stage
     from controller.train import run_training
     from controller.translate import run_translate_stage
     from exesql_ray.evaluate import evaluated_model
-    from exesql_ray.runs import ends_with_dpo, policy_for
+    from exesql_ray.models import EMBEDDED, ensure_embedded
+    from exesql_ray.report import write_report
+    from exesql_ray.runs import ends_with_dpo, policy_for, uses_tiny_model
+    from exesql_ray.tinymodel import build_for_run
 
     pin_config(cfg, progress)
     if cfg.engines.allow_writable_login:
         progress("WARNING: engines.allow_writable_login is on: a server login that could change the databases "
                  "is accepted for untrusted SQL")
-    m = Manifest(cfg)
-    generators: list = []
+    manifest = Manifest(cfg)
 
-    def stage(name: str, func) -> dict | None:
-        if m.done(name):
-            progress(f"{name}: done already (pipeline.json)")
-            return None
-        t0 = time.time()
-        info = func()
-        m.record(name, info, time.time() - t0)
-        return info
+    def stage(name: str, func) -> None:
+        run_stage(manifest, name, func, progress)
 
-    def on(model: Path) -> list:
-        """Replicas serving `model` (started, or reloaded by the stage itself)."""
-        nonlocal generators
-        if not generators:
-            generators = start_generators(str(model), cfg.generation)
-        return generators
+    with Replicas(cfg) as replicas:
+        def evaluate(iteration: int | None) -> dict:
+            ev = run_eval_stage(cfg, iteration, replicas.replicas_for(evaluated_model(cfg, iteration)),
+                                progress=progress)
+            progress(f"EX {ev.iteration}: {json.dumps(ev.ex())}")
+            return {"model": ev.model, "ex": ev.ex()}
 
-    def evaluate(iteration: int | None) -> dict:
-        ev = run_eval_stage(cfg, iteration, on(evaluated_model(cfg, iteration)), progress=progress)
-        ex = ev.ex()
-        progress(f"EX {ev.iteration}: {json.dumps(ex)}")
-        return {"model": ev.model, "ex": ex}
+        def sample(k: int) -> dict:
+            sa = run_sample_stage(cfg, k, replicas.replicas_for(policy_for(cfg, k)), progress=progress)
+            return {e: s.model_dump(include=SAMPLE_FIGURES, by_alias=True) for e, s in sa.engines.items()}
 
-    def sample(k: int) -> dict:
-        sa = run_sample_stage(cfg, k, on(policy_for(cfg, k)), progress=progress)
-        keep = {"candidates", "pass_at_1", "pass_at_n", "pass_at_k", "frontier_share", "d_valid", "d_neg", "dpo_pairs",
-                "tokens"}
-        return {e: s.model_dump(include=keep, by_alias=True) for e, s in sa.engines.items()}
+        def train(k: int, which: str) -> dict:
+            replicas.make_room_for_training()
+            return run_training(cfg, k, which, progress=progress).model_dump(include=TRAIN_FIGURES)
 
-    def train(k: int, which: str) -> dict:
-        nonlocal generators
-        if generators and not _training_fits_beside_generators(cfg):  # the trainer needs what they hold
-            for g in generators:
-                ray.kill(g)
-            generators = []
-        st = run_training(cfg, k, which, progress=progress)
-        return st.model_dump(include={"model", "rows", "sources", "global_step", "first", "last", "tokens",
-                                      "train_seconds"})
+        def translate() -> dict:
+            return {e: s.to_dict() for e, s in run_translate_stage(cfg, progress=progress).engines.items()}
 
-    try:
         stage("dataset", lambda: _dataset(cfg, progress))
         stage("migrate", lambda: {"databases": migrate_databases(cfg, progress)})
-
-        def translate():
-            tr = run_translate_stage(cfg, progress=progress)
-            return {e: s.to_dict() for e, s in tr.engines.items()}
-
         stage("translate", translate)
-        from exesql_ray.models import EMBEDDED, ensure_embedded
-        from exesql_ray.runs import uses_tiny_model
-
         if uses_tiny_model(cfg):
-            from exesql_ray.tinymodel import build_for_run
-
             stage("model", lambda: {"tiny": str(build_for_run(cfg)[0])})
         elif cfg.model.path in EMBEDDED:  # once per machine; the manifest does not skip it
             ensure_embedded(cfg.model.path, progress)
@@ -183,12 +205,7 @@ def run_pipeline(cfg: Config, progress=print) -> dict:
             if ends_with_dpo(cfg, k):  # DPO, or GRPO (train.method)
                 stage(f"{cfg.train.method}/iter-{k}", lambda k=k: train(k, cfg.train.method))
             stage(f"evaluate/iter-{k}", lambda k=k: evaluate(k))
-    finally:
-        for g in generators:
-            ray.kill(g)
-
-    from exesql_ray.report import write_report
 
     t0 = time.time()  # rebuilt on every run, finished or resumed: it shows the latest numbers
-    m.record("report", {"path": str(write_report(cfg.run_dir))}, time.time() - t0)
-    return m.data
+    manifest.record("report", {"path": str(write_report(cfg.run_dir))}, time.time() - t0)
+    return manifest.data

@@ -310,3 +310,45 @@ def compare_runs(runs: list[str | Path], out: str | Path) -> Path:
                                _table(["engine", *cols], [[e, *[row.get(c) for c in cols]] for e, row in table.items()]),
                                "", "Runs:", *models, ""]))
     return path
+
+
+def learning_summary(run_dir, manifest: dict, dataset: str) -> str:
+    """The run's EX table with 95% intervals, the gains with their paired-bootstrap intervals,
+    each stage's time, and one JSON line of the headline figures."""
+    from exesql_ray.evaluate import gain_intervals, gains
+
+    evals = collect(run_dir)["evals"]
+    split = next((sp for m in evals.values() for sp in m["splits"]), None)
+    if split is None:
+        return f"no evaluation yet; stages: {Path(run_dir) / 'pipeline.json'}"
+    cols = list(evals)
+    engines = list(dict.fromkeys(e for m in evals.values() for e in m["splits"].get(split, {})))
+    cell = {(c, e): evals[c]["splits"].get(split, {}).get(e) for c in cols for e in engines}
+    lines = [f"EX on {dataset} {split}: greedy, one answer per question, with its 95% interval (Wilson); "
+             f"base: the model before training, iter-k: after iteration k"]
+    lines.append(f"{'engine':<10}" + "".join(f"{c:>22}" for c in cols))
+    for e in engines:
+        row = ""
+        for c in cols:
+            a = cell[(c, e)]
+            row += f"{'-':>22}" if not a or a["ex"] is None else \
+                f"{a['ex']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]".rjust(22)
+        lines.append(f"{e:<10}" + row)
+    g = gains(evals).get(split, {})
+    if g:
+        lines.append("gains, with the paired-bootstrap 95% interval over the same questions:")
+        for e in engines:
+            for name, b in g.get(e, {}).items():
+                if b["gain"] is None:
+                    continue
+                verdict = ("beyond its interval" if b["beyond"] else "within noise: not shown to change EX")
+                lines.append(f"  {e:<9} {name:<18} {b['gain']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}]  {verdict}")
+    stages = manifest.get("stages", {})
+    lines.append("stage times: " + ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in stages.items()))
+    total = sum(v["seconds"] for v in stages.values())
+    lines.append(f"report: {stages.get('report', {}).get('path', '-')}; stages: {Path(run_dir) / 'pipeline.json'}")
+    headline = {"ex": {c: {e: (cell[(c, e)] or {}).get("ex") for e in engines} for c in cols},
+                "ci95": {c: {e: (cell[(c, e)] or {}).get("ci95") for e in engines} for c in cols},
+                "gain_ci": gain_intervals(g), "minutes": round(total / 60, 1), "report": stages.get("report", {}).get("path")}
+    lines.append(json.dumps(headline))
+    return "\n".join(lines)

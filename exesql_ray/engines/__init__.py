@@ -59,8 +59,4 @@ def open_engine(name: str, cfg: Config, *, db_root: str | Path | list | None = N
     return engine_class(name).from_config(cfg, db_root=db_root, dsn=dsn)
 
 
-def duckdb_root(cfg: Config) -> Path:
-    return Path(cfg.run_dir) / "duckdb"
-
-
-__all__ = ["ENGINES", "SOURCE", "TARGETS", "EngineEntry", "engine_class", "open_engine", "duckdb_root"]
+__all__ = ["ENGINES", "SOURCE", "TARGETS", "EngineEntry", "engine_class", "open_engine"]

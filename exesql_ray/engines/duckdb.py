@@ -25,6 +25,11 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def duckdb_root(cfg) -> Path:
+    """Where a run's migrated DuckDB files are: <run_dir>/duckdb/<db_id>.duckdb."""
+    return Path(cfg.run_dir) / "duckdb"
+
+
 class DuckDBEngine(Engine):
     name = "duckdb"
     dialect = "duckdb"
@@ -64,14 +69,10 @@ class DuckDBEngine(Engine):
 
     @classmethod
     def from_config(cls, cfg, *, db_root=None, dsn=None) -> "DuckDBEngine":
-        from exesql_ray.engines import duckdb_root
-
         return cls(db_root or duckdb_root(cfg), limits=Limits.from_config(cfg))
 
     @classmethod
     def migration_target(cls, cfg, root=None) -> "DuckDBTarget":
-        from exesql_ray.engines import duckdb_root
-
         return DuckDBTarget(root or duckdb_root(cfg))
 
     def __init__(self, root: str | Path, limits: Limits = Limits(), memory_limit: str = "2GB", threads: int = 1):
