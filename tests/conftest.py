@@ -227,6 +227,12 @@ def sampled_run(ray_local, translated_run, synth_data, tiny):
     return cfg, run_sample_stage(cfg, 0, progress=lambda m: None)
 
 
+# The engines this machine runs (Oracle cannot: tests/test_oracle.py), for parametrize.
+ENGINES_HERE = ("sqlite", "duckdb", "postgres", "mysql")
+TARGETS_HERE = ("duckdb", "postgres", "mysql")  # the translation targets
+SERVERS_HERE = ("postgres", "mysql")
+
+
 # What makes a test slow: servers, Ray, a model. `make test-fast` runs the rest (pure logic,
 # readers on small files, the CLI without servers); `make test` runs everything.
 SLOW_FIXTURES = {"db_servers", "ray_local", "tiny", "migrated_synth", "spider_engines"}

@@ -8,6 +8,7 @@ import pytest
 
 from exesql_ray.rewards import (GRPO_REWARD, grpo_reward, is_frontier, mine_pairs, pass_at, pass_at_k, pass_counts,
                                 split_valid_neg, valid_for_sft)
+from conftest import TARGETS_HERE
 
 
 def _cand(engine, qid, i, outcome, sql=None):
@@ -78,7 +79,7 @@ def test_grpo_reward_shape():
     assert grpo_reward({"status": "infra_error"}, "match") is None
 
 
-@pytest.mark.parametrize("engine", ["duckdb", "postgres", "mysql"])
+@pytest.mark.parametrize("engine", TARGETS_HERE)
 def test_grpo_reward_function_runs_answers_on_the_engine(ray_local, spider_engines, engine):
     """ExecutionReward through a real executor actor: a right answer 1, one that runs with the
     wrong result 0.1, one that fails 0; an answer without a fence is read like sampling reads it."""
@@ -142,12 +143,12 @@ def test_the_pair_cap_is_shared_by_engine_and_prefers_own_samples():
             + [{"engine": "duckdb", "chosen_from": "sample", "i": i} for i in range(30)]
             + [{"engine": "postgres", "chosen_from": "sample", "i": i} for i in range(200)]
             + [{"engine": "mysql", "chosen_from": "sample", "i": i} for i in range(20)])
-    got = cap_pairs(rows, 150, ["duckdb", "postgres", "mysql"], "0/1/dpo")
-    per = {e: [r for r in got if r["engine"] == e] for e in ("duckdb", "postgres", "mysql")}
+    got = cap_pairs(rows, 150, TARGETS_HERE, "0/1/dpo")
+    per = {e: [r for r in got if r["engine"] == e] for e in TARGETS_HERE}
     assert len(got) == 150 and len(per["mysql"]) == 20  # mysql's unused share goes to the others
     assert len(per["duckdb"]) == 65 and len(per["postgres"]) == 65
     assert [r["chosen_from"] for r in per["duckdb"][:30]] == ["sample"] * 30  # own samples before the gold
-    assert got == cap_pairs(rows, 150, ["duckdb", "postgres", "mysql"], "0/1/dpo")  # seeded
+    assert got == cap_pairs(rows, 150, TARGETS_HERE, "0/1/dpo")  # seeded
 
 
 def test_length_grouped_batches_pad_less_and_keep_every_row():

@@ -8,6 +8,7 @@ import pytest
 
 from exesql_ray.engines.migrate import open_target, table_checksum
 from exesql_ray.executor import Executor
+from conftest import ENGINES_HERE, SERVERS_HERE
 
 DB = "retail_shop"
 TIMEOUT = 2.0
@@ -141,7 +142,7 @@ def checksums(engine: str, cfg, db: str) -> dict:
     return out
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "duckdb", "postgres", "mysql"])
+@pytest.mark.parametrize("engine", ENGINES_HERE)
 def test_hostile_sql(engine, open_test_engine, test_config):
     PWNED.unlink(missing_ok=True)
     eng = open_test_engine(engine, timeout_s=TIMEOUT, max_rows=1000)
@@ -219,7 +220,7 @@ def test_mysql_session_keeps_no_variable_or_lock(one_at_a_time, open_test_engine
     assert ex.execute_sql(DB, probe["sql"]).rows == [(None, None, None)]
 
 
-@pytest.mark.parametrize("engine", ["postgres", "mysql"])
+@pytest.mark.parametrize("engine", SERVERS_HERE)
 def test_hostile_sql_as_one_batch(engine, open_test_engine, test_config):
     """The same suite as one batch, through the engines' own streams: MySQL's pipelines it (the
     next query is sent while the last one's rows are still being handled), PostgreSQL's holds
@@ -259,7 +260,7 @@ def test_one_record_per_input_with_threads(open_test_engine):
     assert recs[1]["error_class"] == "unknown_column" and recs[5]["error"].startswith("unknown db_id")
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "duckdb", "postgres", "mysql"])
+@pytest.mark.parametrize("engine", ENGINES_HERE)
 def test_a_semicolon_inside_a_literal_is_kept(engine, open_test_engine):
     """The trailing-`;` strip once cut `SELECT 'a; --b'` to `SELECT 'a` where the engine wraps
     or prefixes the query (PostgreSQL's row cap, MariaDB's per-statement cap)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, TARGETS_HERE, run_cli
 
 
 def _one_line(r, *needles):
@@ -132,7 +132,7 @@ def test_a_stage_on_a_full_disk_resumes_to_the_records_of_an_uninterrupted_run(t
         filler.unlink()
         again = translate(run)
         assert again.returncode == 0, again.stderr[-3000:]
-        for engine in ("duckdb", "postgres", "mysql"):
+        for engine in TARGETS_HERE:
             got = pq.read_table(run / "d_trans" / f"{engine}.parquet").to_pylist()
             want = pq.read_table(ref / "d_trans" / f"{engine}.parquet").to_pylist()
             assert got == want and got, engine

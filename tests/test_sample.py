@@ -10,12 +10,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import run_cli, run_config
+from conftest import TARGETS_HERE, run_cli, run_config
 from exesql_ray.prompts import extract_sql, schema_text, sql_prompt
 from exesql_ray.rewards import mine_pairs, outcome, pass_at, reward_mode, split_valid_neg
 from exesql_ray.sample_stage import SHARD_SCHEMA, plan_sampling
 
-ENGINES = ("duckdb", "postgres", "mysql")
+ENGINES = TARGETS_HERE
 
 
 def _rows(run, engine):

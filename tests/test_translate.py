@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import shared
+from conftest import TARGETS_HERE, shared
 from exesql_ray.schema import schema_of
 from exesql_ray.translate import transpile_plain, translate_rules, verify
 
@@ -11,7 +11,7 @@ SPIDER = "spider/database"
 # (rewrite, db_id, SQLite gold, engines it must verify on, engines where plain sqlglot fails)
 CASES = [
     ("double_quoted_strings", "concert_singer", 'SELECT count(*) FROM singer WHERE country = "France"',
-     ("postgres", "mysql", "duckdb"), ("postgres", "mysql", "duckdb")),
+     TARGETS_HERE, TARGETS_HERE),
     ("text_number_comparison", "concert_singer", "SELECT count(*) FROM concert WHERE year = 2014",
      ("postgres", "duckdb"), ("postgres",)),
     ("text_integer_columns", "concert_singer",
@@ -21,9 +21,9 @@ CASES = [
      ("postgres", "duckdb"), ("postgres", "duckdb")),
     ("bare_columns_in_groups", "concert_singer",
      "SELECT T2.name, count(*) FROM concert AS T1 JOIN stadium AS T2 ON T1.stadium_id = T2.stadium_id "
-     "GROUP BY T1.stadium_id", ("postgres", "mysql", "duckdb"), ("postgres", "mysql", "duckdb")),
+     "GROUP BY T1.stadium_id", TARGETS_HERE, TARGETS_HERE),
     ("extreme_row_without_group", "concert_singer", "SELECT max(capacity), average FROM stadium",
-     ("postgres", "mysql", "duckdb"), ("postgres", "mysql", "duckdb")),
+     TARGETS_HERE, TARGETS_HERE),
     ("numeric_aggregates_over_text", "concert_singer", "SELECT avg(song_release_year) FROM singer",
      ("postgres", "duckdb"), ("postgres", "duckdb")),
     ("mysql_binary_strings", "flight_2", "SELECT AirportCode, AirportName FROM AIRPORTS WHERE city = 'Anthony'",
@@ -31,11 +31,11 @@ CASES = [
     ("mysql_double_arithmetic", "museum_visit", "SELECT avg(num_of_staff) FROM museum WHERE open_year < 2009",
      ("mysql",), ("mysql",)),
     ("number_column_vs_word", "concert_singer", 'SELECT count(*) FROM singer WHERE age != "null"',
-     ("postgres", "mysql", "duckdb"), ("postgres", "duckdb")),
+     TARGETS_HERE, ("postgres", "duckdb")),
     ("text_arithmetic", "museum_visit", "SELECT name FROM museum WHERE open_year - 2000 > 9",
      ("postgres", "duckdb"), ("postgres", "duckdb")),
     ("single_group_order", "museum_visit", "SELECT sum(num_of_staff) FROM museum ORDER BY open_year DESC LIMIT 2",
-     ("postgres", "mysql", "duckdb"), ("postgres", "mysql", "duckdb")),
+     TARGETS_HERE, TARGETS_HERE),
     ("sum_of_conditions", "concert_singer", "SELECT sum(is_male = 'T') FROM singer", ("postgres",), ("postgres",)),
     # a REAL column against a text one (visit.visitor_id holds numbers as text)
     ("text_integer_columns", "museum_visit",
@@ -166,7 +166,7 @@ def test_stage_one_keeps_the_gold_text_where_it_verifies_and_otherwise_changes_l
 
     # runs as written on every engine: the gold's own text is kept, not sqlglot's qualified form
     portable = "SELECT name, age FROM singer WHERE age > 30 ORDER BY age"
-    for engine in ("postgres", "mysql", "duckdb"):
+    for engine in TARGETS_HERE:
         rec = translate_example(_example("concert_singer", portable), engine, spider_engines["sqlite"],
                                 spider_engines[engine])
         assert rec["verdict"] == "verified" and rec["method"] == "gold" and rec["sql"] == portable, rec
