@@ -22,8 +22,10 @@ From the same run: our Ray Train SFT's tokens/s against a plain single-process T
 on the same rows and model; generation tokens/s and the sampling stage's wall time against
 generation alone, side by side on the same replicas, prompts and seeds (generation timed
 before and after the stage, which writes to a scratch folder); peak memory (the machine's).
-Last line: {"ex", "gain_ci", "pass_at", "frontier_share", "tokens_per_s", "matmul_share",
-"dev_questions", "train_vs_plain_trl", "sample_over_generation", "peak_gb", "minutes"}.
+Last line: {"ex", "gain_ci", "pass_at", "frontier_share", "exec_false_positive", "tokens_per_s",
+"matmul_share", "dev_questions", "train_vs_plain_trl", "sample_over_generation", "peak_gb", "minutes"}
+(exec_false_positive: of the last round's candidates that run, the share that is wrong: what
+the paper's reward would accept).
 """
 
 from __future__ import annotations
@@ -129,12 +131,15 @@ def generation_alone(cfg, generators, iteration: int) -> tuple[float, int]:
     return seconds, tokens
 
 
-def sampling_rounds(cfg, engines: list[str], say) -> tuple[dict, dict]:
+def sampling_rounds(cfg, engines: list[str], say) -> tuple[dict, dict, dict]:
     """Each iteration's sampling round: pass@1, pass@N, the frontier share, D_Valid and pairs
-    per engine; returns the last round's ({engine: {1: x, N: y}}, {engine: share})."""
+    per engine, and how often "the query runs" accepts a wrong answer; returns the last
+    round's ({engine: {1: x, N: y}}, {engine: frontier share}, {engine: runs-but-wrong share})."""
     from exesql_ray.runs import sample_dir
 
-    pass_at, frontier = {}, {}
+    from exesql_ray.rewards import runs_but_wrong_share
+
+    pass_at, frontier, false_positive = {}, {}, {}
     for k in range(1, cfg.pipeline.iterations + 1):
         f = sample_dir(cfg, k) / "summary.json"
         if not f.is_file():
@@ -152,7 +157,18 @@ def sampling_rounds(cfg, engines: list[str], say) -> tuple[dict, dict]:
                   f"pairs {st['dpo_pairs']} ({st['dpo_pairs_by_kind']})")
             pass_at[e] = {1: st["pass@1"], n: st["pass@N"]}
             frontier[e] = st.get("frontier_share")
-    return pass_at, frontier
+            wrong = runs_but_wrong_share(_shard_rows(sample_dir(cfg, k) / e, ["status", "match"]))
+            if wrong is not None:
+                say(f"  {e}: of the candidates that run, {wrong:.1%} differ from the verified gold: what the "
+                    f"paper's reward (the query runs) would take into D_Valid wrongly")
+            false_positive[e] = wrong
+    return pass_at, frontier, false_positive
+
+
+def _shard_rows(folder: Path, columns: list[str]) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return [r for f in sorted(folder.glob("part-*.parquet")) for r in pq.read_table(f, columns=columns).to_pylist()]
 
 
 def stage_costs(cfg, manifest: dict, engines: list[str], say) -> tuple[dict, dict]:
@@ -331,7 +347,7 @@ def main() -> None:
         for name, b in g.get(e, {}).items():
             print(f"  {e:<9} {name:<30} {b['gain']:+.3f} [{b['lo']:+.3f}, {b['hi']:+.3f}] "
                   f"{'beyond its interval' if b['beyond'] else 'within noise'}")
-    pass_at, frontier = sampling_rounds(cfg, engines, say=print)
+    pass_at, frontier, exec_false_positive = sampling_rounds(cfg, engines, say=print)
     tokens_per_s, matmul = stage_costs(cfg, manifest, engines, say=print)
     dev_questions = {e: evals[final]["splits"][split][e]["judged"] for e in engines}
     if args.full_dev:
@@ -342,6 +358,7 @@ def main() -> None:
         peak, minutes = memory.stop(), round((time.time() - t_start) / 60, 1)
         print(f"peak memory (machine, used): {peak} GB; {minutes} min")
         print(json.dumps({"ex": ex, "gain_ci": gain_ci, "pass_at": pass_at, "frontier_share": frontier,
+                      "exec_false_positive": exec_false_positive,
                           "tokens_per_s": tokens_per_s, "matmul_share": matmul, "dev_questions": dev_questions,
                           "train_vs_plain_trl": None, "sample_over_generation": None, "peak_gb": peak,
                           "minutes": minutes, "reward": args.reward, "method": args.method}))
@@ -390,6 +407,7 @@ def main() -> None:
     minutes = round((time.time() - t_start) / 60, 1)
     print(f"peak memory (machine, used): {peak} GB; {minutes} min")
     print(json.dumps({"ex": ex, "gain_ci": gain_ci, "pass_at": pass_at, "frontier_share": frontier,
+                      "exec_false_positive": exec_false_positive,
                       "tokens_per_s": tokens_per_s, "matmul_share": matmul, "dev_questions": dev_questions,
                       "method": args.method, "train_vs_plain_trl": round(ours / plain, 2),
                       "sample_over_generation": round(stage_s / gen_s, 2), "peak_gb": peak, "minutes": minutes,

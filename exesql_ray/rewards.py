@@ -142,6 +142,14 @@ def pass_at(rows: list[dict], ks: tuple[int, ...] = ()) -> dict[str, dict]:
     return out
 
 
+def runs_but_wrong_share(rows: list[dict]) -> float | None:
+    """Of the candidates that run and have a verified gold to compare with, the share whose
+    result differs from it: how often the paper's reward ("the query runs") accepts a wrong
+    answer into D_Valid. None when no such candidate."""
+    judged = [r for r in rows if r.get("status") == "ok" and r.get("match") is not None]
+    return round(sum(r["match"] is False for r in judged) / len(judged), 4) if judged else None
+
+
 def valid_for_sft(valid: list[dict], counts: dict[tuple, tuple[int, int]], per_frontier: int,
                   per_solved: int) -> list[dict]:
     """Rejection-sampled SFT rows weighted toward the frontier: up to `per_frontier` distinct

@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from exesql_ray.rewards import (GRPO_REWARD, grpo_reward, is_frontier, mine_pairs, pass_at, pass_at_k, pass_counts,
+                                runs_but_wrong_share,
                                 split_valid_neg, valid_for_sft)
 from conftest import TARGETS_HERE
 
@@ -173,3 +174,10 @@ def test_length_grouped_batches_pad_less_and_keep_every_row():
     assert padding(order) < 0.1 * padding(shuffled)
     firsts = [lengths[order[i]] for i in range(0, len(order), 8)]
     assert firsts != sorted(firsts) and firsts != sorted(firsts, reverse=True)  # not a curriculum
+
+
+def test_runs_but_wrong_share_counts_what_the_exec_reward_would_accept_wrongly():
+    rows = [{"status": "ok", "match": True}, {"status": "ok", "match": False}, {"status": "ok", "match": False},
+            {"status": "error", "match": None}, {"status": "ok", "match": None}]  # no gold: not judged
+    assert runs_but_wrong_share(rows) == round(2 / 3, 4)
+    assert runs_but_wrong_share([{"status": "error", "match": None}]) is None
