@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from exesql_ray.config import Config
+from exesql_ray.errors import disk_full_under
 from exesql_ray.summaries import TrainSummary
 from exesql_ray.train import finished, plan_training, summarize_training
 
@@ -53,9 +54,12 @@ def run_training(cfg: Config, iteration: int, stage: str, progress=print) -> Tra
             _sigint_restored():
         try:
             trainer.fit()
-        except Exception:
+        except Exception as e:
             if trainer.interrupted:  # the abort ends the controller: fit raises that it died
                 raise KeyboardInterrupt from None
+            full = disk_full_under(out, _checkpoint_bytes(start))
+            if full is not None:
+                raise full from e
             raise
         finally:
             for actor in executors.values():
@@ -63,6 +67,13 @@ def run_training(cfg: Config, iteration: int, stage: str, progress=print) -> Tra
     if trainer.interrupted:  # the workers were stopped; their last checkpoint stays for a re-run
         raise KeyboardInterrupt
     return summarize_training(cfg, p, time.time() - t0)
+
+
+def _checkpoint_bytes(model: Path) -> int:
+    """About what one checkpoint of `model` takes, at most: float32 weights (twice the size of
+    bf16 ones as stored) and Adam's two moments."""
+    weights = sum(f.stat().st_size for f in Path(model).glob("*.safetensors"))
+    return 6 * weights
 
 
 def start_reward_executors(cfg: Config, rows: list[dict]) -> dict:

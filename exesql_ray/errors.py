@@ -82,3 +82,23 @@ def _from_ray_text(text: str) -> UserError | None:
                         "space and run the same command again (finished stages and shards are kept; the file it "
                         "was writing is written again)")
     return None
+
+
+def disk_full_under(folder, need_bytes: int) -> DiskFull | None:
+    """A DiskFull naming `folder` when the filesystem holding it (or its checkpoints/, which may
+    be another mount) has less than `need_bytes` free: how a failed training stage is told
+    apart from a bug. Torch's and safetensors' writers do not say "Errno 28" ("file write
+    failed"), and the error comes back from a Ray Train worker as text."""
+    import shutil
+    from pathlib import Path
+
+    folder = Path(folder)
+    places = [p for p in (folder / "checkpoints", folder) if p.is_dir()]
+    if not places:
+        return None
+    free = min(shutil.disk_usage(p).free for p in places)
+    if free >= need_bytes:
+        return None
+    return DiskFull(f"no space left on the device under {folder} ({free / 2**20:.1f} MiB free; a checkpoint of this "
+                    f"model takes about {need_bytes / 2**20:.0f} MiB): training stopped; its last complete "
+                    "checkpoint is kept: free some space and run the same command again")

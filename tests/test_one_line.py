@@ -160,3 +160,23 @@ def test_a_stale_lock_is_taken_over(tmp_path):
     (tmp_path / ".lock").write_text(json.dumps({"pid": os.getpid(), "started": "-1", "command": "exesql-ray run"}))
     with RunLock(tmp_path, "exesql-ray sample"):
         pass
+
+
+def test_training_on_a_full_disk_is_one_line_and_finishes_after(tmp_path, translated_run, synth_data, tiny):
+    """A checkpoint that does not fit (torch's writer says only "file write failed", from inside
+    a Ray Train worker): one line naming the stage's folder; after space is freed the same
+    command trains the stage to its model."""
+    from conftest import SAMPLE_OVERRIDES
+
+    run = tmp_path / "run"
+    shutil.copytree(translated_run / "d_trans", run / "d_trans")
+    args = ["train", "sft", "--config", "configs/quickstart.yaml", "--iteration", "0", f"run_dir={run}",
+            f"data.path={synth_data}", f"model.path={tiny}", "data.synth_per_template=4", *SAMPLE_OVERRIDES,
+            "train.num_workers=1", "train.max_failures=0", "train.sft.save_steps=1", "train.sft.epochs=0.1"]
+    stage = run / "train" / "iter-0" / "sft"
+    with tmpfs(stage / "checkpoints", "256k"):
+        r = run_cli(*args)
+        _one_line(r, "no space left", str(stage))
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (stage / "model" / "config.json").is_file()
