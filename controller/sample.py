@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from actors.executor import ExecuteBatch
 from actors.sampler import GenerateCandidates
-from exesql_ray.config import Config
+from exesql_ray.config import Config, executor_pool
 from exesql_ray.sample_stage import QUESTION_TYPES, SamplePlan, ShardWriter, plan_sampling, summarize_sampling
 from exesql_ray.summaries import SampleSummary
 from exesql_ray.engines import SOURCE
@@ -30,14 +30,17 @@ def execute_dataset(ds, engine: str, cfg: Config, db_root: str | list[str] | Non
     from ray.data import ActorPoolStrategy
 
     ex = cfg.execution
+    fewest, most = executor_pool(ex, engine)
     return ds.map_batches(
         ExecuteBatch,
         fn_constructor_kwargs={"engine": engine, "config": cfg.model_dump(mode="json"),
                                "db_root": db_root if db_root is None or isinstance(db_root, list) else str(db_root), "labels": labels},
         batch_size=ex.batch_size,
         batch_format="pyarrow",
-        compute=ActorPoolStrategy(size=ex.actors.get(engine, 1)),
+        compute=ActorPoolStrategy(size=fewest) if fewest == most else ActorPoolStrategy(min_size=fewest,
+                                                                                        max_size=most),
         num_cpus=ex.actor_num_cpus.get(engine, 0.25),
+        resources=ex.actor_resources.get(engine) or None,
         # Ray Data's actor pool already runs actors with max_restarts=-1 and
         # max_task_retries=-1 (ray 2.60, ActorPoolMapOperator); passing them as extra remote
         # args is deprecated. tests/test_executor_actors.py kills an actor to hold it to that.

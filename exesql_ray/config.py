@@ -87,6 +87,20 @@ EnginesConfig = create_model("EnginesConfig", __base__=_EnginesBase,
                              **{name: _server_section(e.env) for name, e in ENGINES.items() if e.server})
 
 
+class ActorRange(Section):
+    """An executor pool that grows with the work: Ray Data adds actors (up to `max`) while the
+    executor is the bottleneck and lets them go (down to `min`) when it idles."""
+
+    min: int = Field(ge=1)
+    max: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
 class ExecutionConfig(Section):
     timeout_s: float = Field(default=10.0, gt=0)
     max_rows: int = Field(default=10_000, ge=1)
@@ -95,7 +109,11 @@ class ExecutionConfig(Section):
     # actor issues queries from. Size server engines by their max_connections, not by CPUs:
     # actors × threads ≤ engines.<engine>.max_connections.
     batch_size: int = Field(default=256, ge=1)
-    actors: dict[EngineName, int] = Field(default_factory=lambda: {n: e.actors for n, e in ENGINES.items()})
+    # a number: a fixed pool; {min, max}: a pool Ray Data scales within that range
+    actors: dict[EngineName, int | ActorRange] = Field(default_factory=lambda: {n: e.actors for n, e in ENGINES.items()})
+    # Custom Ray resources each executor actor asks for, per engine: on a cluster whose CPU nodes
+    # declare one (cluster.yaml's `executor`), executors go there and generators to the GPU nodes.
+    actor_resources: dict[EngineName, dict[str, float]] = Field(default_factory=dict)
     threads_per_actor: int = Field(default=4, ge=1)
     # CPUs a Ray executor actor reserves: in-process engines compute, server engines wait.
     actor_num_cpus: dict[EngineName, float] = Field(
@@ -459,3 +477,9 @@ def dump_config(cfg: Config) -> str:
             elif value:
                 d["engines"][server][key] = hide_password(value)
     return yaml.safe_dump(d, sort_keys=False)
+
+
+def executor_pool(ex: ExecutionConfig, engine: str) -> tuple[int, int]:
+    """(fewest, most) executor actors for `engine`: equal for a fixed pool."""
+    n = ex.actors.get(engine, 1)
+    return (n, n) if isinstance(n, int) else (n.min, n.max)

@@ -100,3 +100,14 @@ def test_a_fallback_dsn_in_a_reference_is_shown_without_its_password():
     assert r.returncode == 0, r.stderr
     assert "password=exesql_reader" not in r.stdout and "exesql_reader:exesql_reader" not in r.stdout, r.stdout
     assert "password=***" in r.stdout and "mysql://exesql_reader:***@localhost" in r.stdout
+
+
+def test_an_executor_pool_is_a_number_or_a_range():
+    from exesql_ray.config import executor_pool
+
+    cfg = load_config(None, ["execution.actors.postgres={min: 1, max: 4}", "execution.actors.duckdb=3",
+                             "execution.actor_resources.postgres={executor: 1}"])
+    assert executor_pool(cfg.execution, "postgres") == (1, 4) and executor_pool(cfg.execution, "duckdb") == (3, 3)
+    assert cfg.execution.actor_resources["postgres"] == {"executor": 1.0}
+    with pytest.raises(UserError, match="min 5 is above max 4"):
+        load_config(None, ["execution.actors.postgres={min: 5, max: 4}"])
