@@ -71,6 +71,11 @@ class ExecuteBatch:
                                  compare=CompareOptions.from_config(cfg.compare),
                                  workers=cfg.execution.threads_per_actor)
         self.metrics = EngineMetrics(engine, labels)
+        import os
+        import socket
+
+        # which process ran a row: the stage's summary counts the actors at work over time
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def records(self, rows: list[dict]) -> list[dict]:
         """The execution record of each row (id, db_id, sql[, gold_sql]), in order: the same
@@ -86,7 +91,9 @@ class ExecuteBatch:
         for row, rec in zip(rows, records):
             merged = {k: v for k, v in row.items() if k not in RECORD_TYPES}
             merged.update(rec)
+            merged["executor_actor"] = self.name
             out.append(merged)
-        passthrough = [f for f in batch.schema if f.name not in RECORD_TYPES]
-        schema = pa.schema(passthrough + [pa.field(k, RECORD_TYPES[k]) for k in RECORD_FIELDS])
+        passthrough = [f for f in batch.schema if f.name not in RECORD_TYPES and f.name != "executor_actor"]
+        schema = pa.schema(passthrough + [pa.field(k, RECORD_TYPES[k]) for k in RECORD_FIELDS]
+                           + [pa.field("executor_actor", pa.string())])
         return pa.Table.from_pylist(out, schema=schema)

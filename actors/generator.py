@@ -217,8 +217,8 @@ def start_generators(model_path: str, cfg: GenerationConfig):
 
     env = cpu_env(cfg) if cfg.num_gpus == 0 else {"HF_HUB_OFFLINE": "1"}
     cls = Generator if cfg.backend == "vllm" else TransformersGenerator
-    actor = ray.remote(cls).options(num_gpus=cfg.num_gpus, num_cpus=cfg.num_cpus,
-                                          runtime_env={"env_vars": env}, max_restarts=-1, max_task_retries=-1)
+    actor = ray.remote(cls).options(num_gpus=cfg.num_gpus, num_cpus=cfg.num_cpus, resources=cfg.resources or None,
+                                    runtime_env={"env_vars": env}, max_restarts=-1, max_task_retries=-1)
     return [actor.remote(model_path, cfg.model_dump()) for _ in range(cfg.replicas)]
 
 

@@ -17,7 +17,8 @@ import pyarrow as pa
 from actors.executor import ExecuteBatch
 from actors.sampler import GenerateCandidates
 from exesql_ray.config import Config, executor_pool
-from exesql_ray.sample_stage import QUESTION_TYPES, SamplePlan, ShardWriter, plan_sampling, summarize_sampling
+from exesql_ray.sample_stage import (QUESTION_TYPES, ActorTrace, SamplePlan, ShardWriter, plan_sampling,
+                                     summarize_sampling)
 from exesql_ray.summaries import SampleSummary
 from exesql_ray.engines import SOURCE
 
@@ -93,9 +94,10 @@ class StageMetrics:
 
 
 def sample_on_ray(plan: SamplePlan, cfg: Config, generators: list, progress=None,
-                  labels: dict | None = None) -> ShardWriter:
+                  labels: dict | None = None, trace: ActorTrace | None = None) -> ShardWriter:
     """Run the plan's missing shards; returns the writer (its `missing` is empty on success).
-    `labels` ({"stage": sample|eval, "iteration": …}) tag the metrics."""
+    `labels` ({"stage": sample|eval, "iteration": …}) tag the metrics; `trace` counts the
+    executor actors at work."""
     writer = ShardWriter(plan)
     engines = [e for e in plan.engines if any(s.engine == e for s in plan.todo)]
     if not engines:
@@ -111,6 +113,8 @@ def sample_on_ray(plan: SamplePlan, cfg: Config, generators: list, progress=None
             if progress:
                 progress(path)
         metrics.observe(rows)
+        if trace is not None:
+            trace.observe(rows)
     return writer
 
 
@@ -131,16 +135,18 @@ def sample_preflight(cfg: Config, iteration: int) -> None:
 
 
 def run_plans(work: list[tuple[Config, SamplePlan]], generators: list | None, progress,
-               labels: dict | None = None) -> None:
+              labels: dict | None = None) -> ActorTrace:
     """Sample the missing shards of each (config, plan), on the given replicas or on replicas
-    started (from the first plan's model and generation settings) and removed here."""
+    started (from the first plan's model and generation settings) and removed here. Returns
+    the executor actors' trace."""
     import ray
 
     from actors.generator import start_generators
 
+    trace = ActorTrace()
     work = [(c, p) for c, p in work if p.todo]
     if not work:
-        return
+        return trace
     check_engines(work)  # an engine that cannot open fails here, before any model is loaded
     own = generators is None
     if own:
@@ -157,13 +163,14 @@ def run_plans(work: list[tuple[Config, SamplePlan]], generators: list | None, pr
 
     try:
         for c, p in work:
-            writer = sample_on_ray(p, c, generators, progress=shard_written, labels=labels)
+            writer = sample_on_ray(p, c, generators, progress=shard_written, labels=labels, trace=trace)
             if writer.missing:
                 raise RuntimeError(f"sampling ended with candidates missing: {writer.missing}")
     finally:
         if own:
             for g in generators:
                 ray.kill(g)
+    return trace
 
 
 def run_sample_stage(cfg: Config, iteration: int, generators: list | None = None,
@@ -177,5 +184,5 @@ def run_sample_stage(cfg: Config, iteration: int, generators: list | None = None
     plan = plan_sampling(cfg, iteration, root=root)
     progress(f"sample iteration {iteration}: {plan.questions} questions × {len(plan.engines)} engines × n={plan.n} "
              f"from {plan.model_path}; {len(plan.todo)} of {len(plan.shards)} shards to do")
-    run_plans([(cfg, plan)], generators, progress)
-    return summarize_sampling(plan, cfg, time.time() - t0)
+    trace = run_plans([(cfg, plan)], generators, progress)
+    return summarize_sampling(plan, cfg, time.time() - t0, executor_actors=trace.as_dict())

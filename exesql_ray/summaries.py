@@ -78,6 +78,9 @@ class SampleSummary(Record):
     skipped_missing_db: int
     seconds: float
     engines: dict[str, SampleEngine]
+    # engine → [[seconds since the stage began, executor actors that returned a batch in the
+    # window starting there], …]: how each pool grew and shrank (ActorTrace)
+    executor_actors: dict[str, list[list[int]]] = Field(default_factory=dict)
 
 
 class Accuracy(Record):

@@ -24,6 +24,8 @@ def _rows(run, engine):
 
 
 def test_stage_writes_n_candidates_per_question_with_one_record_each(sampled_run):
+    from exesql_ray.config import executor_pool
+
     cfg, summary = sampled_run
     n = cfg.generation.n
     assert summary.questions == 48
@@ -46,6 +48,9 @@ def test_stage_writes_n_candidates_per_question_with_one_record_each(sampled_run
         assert sum(st.gold.values()) == 48 and st.gold["verified"] >= 44
         assert st.by_reward_mode.get("match", 0) == 4 * st.gold["verified"]
         assert 0 <= st.pass_at_1 <= st.pass_at_n <= 1
+        # the executor actors at work over time: this engine's one actor (quickstart) in each window
+        trace, (fewest, most) = summary.executor_actors[engine], executor_pool(cfg.execution, engine)
+        assert trace and all(1 <= n <= most for _, n in trace), trace
         # reward and outcome agree with the execution record
         for r in rows:
             assert r["outcome"] == outcome(r, r["reward_mode"]) and r["reward"] == float(r["outcome"] == "pass")
@@ -208,3 +213,17 @@ def test_evaluate_greedy_one_answer_per_question_with_ex_by_difficulty(ray_local
         assert sum(d["n"] for d in a.by_difficulty.values()) == a.judged
         assert 0.0 <= a.ex <= 1.0 and all(r["reward_mode"] in ("match", "exec") for r in rows)
     assert (run / "eval" / "base" / "metrics.json").is_file()
+
+
+def test_actor_trace_counts_distinct_actors_per_window():
+    from exesql_ray.sample_stage import ActorTrace
+
+    now = [0.0]
+    trace = ActorTrace(window_s=10, clock=lambda: now[0])
+    trace.observe([{"engine": "duckdb", "executor_actor": "h:1"}, {"engine": "duckdb", "executor_actor": "h:1"}])
+    now[0] = 12
+    trace.observe([{"engine": "duckdb", "executor_actor": "h:1"}, {"engine": "duckdb", "executor_actor": "h:2"},
+                   {"engine": "mysql", "executor_actor": "h:3"}, {"engine": "mysql"}])
+    now[0] = 35
+    trace.observe([{"engine": "duckdb", "executor_actor": "h:2"}])
+    assert trace.as_dict() == {"duckdb": [[0, 1], [10, 2], [30, 1]], "mysql": [[10, 1]]}
