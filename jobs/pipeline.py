@@ -5,8 +5,8 @@
 
 Migrate, translate, iteration 0 (SFT on the translations), then `pipeline.iterations` rounds
 of sample → SFT → DPO, EX after each, and the report. A re-submitted job skips every
-finished stage (controller/pipeline.py). scripts/job_submit_check.sh does this against a local
-head node.
+finished stage (controller/pipeline.py). scripts/cluster_check.py does this against a head
+and two workers on one machine.
 """
 
 from __future__ import annotations

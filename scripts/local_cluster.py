@@ -36,6 +36,10 @@ class Node:
     resources: dict[str, float]
     ports: list[str] = field(default_factory=list)
 
+    @property
+    def metrics_port(self) -> int:
+        return self.node_manager_port + 5
+
 
 def _cmdlines() -> dict[int, str]:
     out = {}
@@ -52,13 +56,22 @@ class LocalCluster:
     """`ray start` nodes on this machine. Ports from `base` up: the head's GCS at base, and per
     node a block of 100 (node manager, object manager, agents, metrics, worker ports)."""
 
-    def __init__(self, temp_dir: str | Path = "/tmp/exesql-cluster", base: int = 56400):
+    def __init__(self, temp_dir: str | Path = "/tmp/exesql-cluster", base: int = 56400, object_store_mb: int = 1024):
         self.temp_dir = Path(temp_dir)
         self.base = base
         self.nodes: list[Node] = []
+        # each node's object store, not Ray's default share of the machine's memory per node:
+        # three nodes on one machine would reserve most of it three times over
+        self.object_store_mb = object_store_mb
         # Ray 2.60 turns token authentication on: the head writes the token (~/.ray/auth_token),
         # workers and clients read it when told to (docs/platform.md)
         self.env = {**os.environ, "RAY_AUTH_MODE": "token"}
+        # the jobs' database logins: the nodes pass their environment on to the workers
+        dbs = ROOT / ".run" / "dbs" / "env"
+        if dbs.is_file():
+            for line in dbs.read_text().splitlines():
+                key, _, value = line.removeprefix("export ").partition("=")
+                self.env.setdefault(key, value.strip("'"))
 
     @property
     def address(self) -> str:
@@ -73,13 +86,13 @@ class LocalCluster:
         return p, ["--node-manager-port", str(p), "--object-manager-port", str(p + 1),
                    "--dashboard-agent-listen-port", str(p + 2), "--dashboard-agent-grpc-port", str(p + 3),
                    "--runtime-env-agent-port", str(p + 4), "--metrics-export-port", str(p + 5),
-                   "--min-worker-port", str(p + 10), "--max-worker-port", str(p + 99)]
+                   ]
 
     def _start(self, name: str, cpus: float, resources: dict, extra: list[str]) -> Node:
         i = len(self.nodes)
         port, ports = self._ports(i)
         cmd = [RAY, "start", *extra, "--num-cpus", str(int(cpus)), "--resources", json.dumps(resources),
-               *ports, "--disable-usage-stats"]
+               "--object-store-memory", str(self.object_store_mb * 2**20), *ports, "--disable-usage-stats"]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=self.env)
         if r.returncode != 0:
             raise RuntimeError(f"ray start of {name} failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
@@ -96,8 +109,11 @@ class LocalCluster:
             "--ray-client-server-port", str(self.base + 1)])
 
     def add_worker(self, cpus: float = 2, resources: dict | None = None) -> Node:
-        return self._start(f"worker-{len(self.nodes)}", cpus, resources or {"executor": 8},
-                           ["--address", self.address])
+        # a temp dir of its own: nodes that share one share their runtime-env folders, and a
+        # node that unpacks a job's working_dir again deletes the folder the job's driver runs in
+        i = len(self.nodes)
+        return self._start(f"worker-{i}", cpus, resources or {"executor": 8},
+                           ["--address", self.address, "--temp-dir", str(self.temp_dir / f"node-{i}")])
 
     def raylet_pid(self, node: Node) -> int | None:
         """The PID of `node`'s raylet (its command line names the node's manager port)."""

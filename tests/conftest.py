@@ -252,7 +252,7 @@ SERVERS_HERE = ("postgres", "mysql")
 # What makes a test slow: servers, Ray, a model. `make test-fast` runs the rest (pure logic,
 # readers on small files, the CLI without servers); `make test` runs everything.
 SLOW_FIXTURES = {"db_servers", "spider_migrated", "ray_local", "tiny", "migrated_synth", "spider_engines"}
-SLOW_MODULES = {"test_models", "test_job_submit", "test_interrupt", "test_pipeline", "test_train", "test_sample",
+SLOW_MODULES = {"test_models", "test_cluster", "test_interrupt", "test_pipeline", "test_train", "test_sample",
                 "test_generator", "test_executor_actors", "test_translate_stage", "test_tinymodel", "test_dbs"}
 
 

@@ -14,6 +14,7 @@ and sampled candidates fail often). Session-changing functions
 
 from __future__ import annotations
 
+import contextlib
 import select
 
 import psycopg
@@ -174,7 +175,7 @@ class PostgresEngine(ServerEngine):
         self._dbs = None
         self._busy: set = set()
         try:
-            with self.pool.connection() as conn:
+            with self.pool.connection() as conn, self._catalog(conn):
                 what = login_can_change(conn)
             self._accept_login(what, dsn, allow_writable)
         except BaseException:
@@ -195,9 +196,19 @@ class PostgresEngine(ServerEngine):
         conn._exesql_encoding = conn.info.encoding  # type: ignore[attr-defined]
         conn._exesql_tx = Transformer(conn)  # type: ignore[attr-defined]  # rows from a pgresult, for streams
 
+    @contextlib.contextmanager
+    def _catalog(self, conn):
+        """Lift the candidates' statement_timeout for a query about the login or its schemas:
+        on a loaded server it can take longer than a candidate may, and it is no candidate."""
+        conn.execute("SET statement_timeout = 0")
+        try:
+            yield conn
+        finally:
+            conn.execute(f"SET statement_timeout = {self._timeout_ms}")
+
     def db_ids(self) -> list[str]:
         if self._dbs is None:
-            with self.pool.connection() as conn:
+            with self.pool.connection() as conn, self._catalog(conn):
                 rows = conn.execute(
                     "SELECT nspname FROM pg_namespace WHERE has_schema_privilege(nspname, 'USAGE') "
                     "AND nspname NOT IN ('pg_catalog', 'information_schema', 'public', 'exesql_check') "

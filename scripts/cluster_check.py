@@ -1,0 +1,139 @@
+"""`ray job submit` of the pipeline to a multi-node Ray cluster on this machine, the way a
+cluster user runs it, with worker nodes lost on the way if asked:
+
+    .venv/bin/python scripts/cluster_check.py [--out .run/cluster-check] [--kill-during sample,evaluate] \\
+        [key.sub=value ...]
+
+A head (the job's driver, the dashboard, the generator replica: `generator`) and two workers
+(the executor actors: `executor`) start with `ray start` (scripts/local_cluster.py). With
+`--kill-during sample`, the first worker's raylet is killed by PID once the job's sampling stage
+has written its first shard, and a new worker joins; `evaluate` does the same to the second
+worker in the last evaluation. The job's metrics are scraped from every node while it runs.
+OUT gets run/ (the run folder), job.log, metrics.txt and kills.json (what was killed, when, and
+how many executor actors died with it). Exit status: the job's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from local_cluster import ROOT, LocalCluster
+
+ON_CLUSTER = ["generation.resources={generator: 1}",
+              "execution.actor_resources={duckdb: {executor: 1}, postgres: {executor: 1}, mysql: {executor: 1}}"]
+
+
+def executor_processes(cluster: LocalCluster, node) -> int:
+    """Executor actor processes running under the node's raylet."""
+    r = subprocess.run(["ps", "-o", "cmd=", "--ppid", str(cluster.raylet_pid(node))], capture_output=True, text=True)
+    return sum("ExecuteBatch" in line for line in r.stdout.splitlines())
+
+
+def scrape(cluster: LocalCluster, out: Path, stop: threading.Event) -> None:
+    """Every 3 s, each node's exesql metrics (a finished job's workers stop reporting)."""
+    with open(out, "a") as f:
+        while not stop.wait(3):
+            for node in list(cluster.nodes):
+                try:
+                    text = urllib.request.urlopen(f"http://127.0.0.1:{node.metrics_port}/metrics", timeout=5).read()
+                except OSError:
+                    continue
+                f.writelines(ln + "\n" for ln in text.decode().splitlines() if ln.startswith("ray_exesql_"))
+
+
+def submit(cluster: LocalCluster, args: list[str], log: Path, on_line) -> int:
+    """`ray job submit` of jobs/pipeline.py; each line of its log goes to `on_line`. A fresh
+    head's job agent takes a few seconds to come up ("No available agent"): retry then."""
+    ray = str(Path(sys.executable).with_name("ray"))
+    cmd = [ray, "job", "submit", "--address", cluster.dashboard, "--working-dir", ".", "--",
+           sys.executable, "jobs/pipeline.py", *args]
+    for _ in range(10):
+        lines = []
+        proc = subprocess.Popen(cmd, cwd=ROOT, env={**cluster.env, "PYTHONUNBUFFERED": "1"}, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        with open(log, "w") as f:
+            for line in proc.stdout:
+                f.write(line)
+                f.flush()
+                lines.append(line)
+                on_line(line)
+        proc.wait()
+        if proc.returncode == 0 or not any("No available agent" in ln for ln in lines):
+            return proc.returncode
+        time.sleep(5)
+    return proc.returncode
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(ROOT / ".run" / "cluster-check"))
+    ap.add_argument("--config", default="configs/quickstart.yaml")
+    ap.add_argument("--kill-during", default="", help="comma-separated: sample, evaluate")
+    ap.add_argument("--base-port", type=int, default=56400)
+    ap.add_argument("--workers", type=int, default=2, help="worker nodes (each kill needs one)")
+    ap.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    args = ap.parse_args()
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    kill_during = {k for k in args.kill_during.split(",") if k}
+    unknown = kill_during - {"sample", "evaluate"}
+    if unknown:
+        sys.exit(f"cluster_check: --kill-during {','.join(sorted(unknown))}: not a stage (sample, evaluate)")
+    # a short temp dir: Ray's socket paths must fit in 107 characters
+    cluster = LocalCluster(f"/tmp/exesql-cc-{args.base_port}", args.base_port)
+    cluster.down()
+    stop = threading.Event()
+    kills: list[dict] = []
+    try:
+        cluster.start_head(cpus=2, resources={"generator": 1}, dashboard=True)
+        workers = [cluster.add_worker(cpus=2) for _ in range(args.workers)]
+        cluster.wait_for_nodes(1 + args.workers)
+        print(f"cluster_check: head and {args.workers} workers up; dashboard {cluster.dashboard}", flush=True)
+        (out / "metrics.txt").write_text("")
+        threading.Thread(target=scrape, args=(cluster, out / "metrics.txt", stop), daemon=True).start()
+        state = {"stage": None, "evaluations": 0}
+        t0 = time.time()
+
+        def on_line(line: str) -> None:
+            print(line, end="", flush=True)
+            if re.match(r"sample iteration \d+:", line):
+                state["stage"] = "sample"
+            elif re.match(r"evaluate \S+ on \S+:", line):
+                state["stage"] = "evaluate"
+                state["evaluations"] += 1
+            elif "wrote shard 1/" in line and state["stage"] in kill_during and workers:
+                # evaluate: the last evaluation, after training (the first ones run before sampling)
+                if state["stage"] == "evaluate" and "sample" in kill_during and not any(
+                        k["stage"] == "sample" for k in kills):
+                    return
+                node = workers.pop(0)
+                lost = executor_processes(cluster, node)
+                pid = cluster.kill_node(node)
+                kills.append({"stage": state["stage"], "node": node.name, "raylet_pid": pid,
+                              "executor_actors": lost, "at_s": round(time.time() - t0, 1)})
+                print(f"cluster_check: killed {node.name} (raylet {pid}, {lost} executor actors) "
+                      f"during {state['stage']}", flush=True)
+                kill_during.discard(state["stage"])
+                cluster.add_worker(cpus=2)  # a node joins in its place
+
+        status = submit(cluster, ["--config", args.config, f"run_dir={out / 'run'}", *ON_CLUSTER, *args.overrides],
+                        out / "job.log", on_line)
+    finally:
+        stop.set()
+        cluster.down()
+    (out / "kills.json").write_text(json.dumps(kills, indent=1))
+    print(f"cluster_check: job exit {status}; {len(kills)} nodes killed; metric samples "
+          f"{sum(1 for _ in open(out / 'metrics.txt'))}", flush=True)
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()
