@@ -19,7 +19,7 @@ from conftest import ROOT, SAMPLE_OVERRIDES, run_config
 from test_pipeline import PIPELINE
 
 # more, smaller batches than the pipeline tests: many in flight on each actor when its node dies
-ON_CLUSTER = ["data.limit=32", "generation.n=8", "sample.shard_size=4", "execution.batch_size=2",
+ON_CLUSTER = ["data.limit=24", "generation.n=8", "sample.shard_size=4", "execution.batch_size=2",
               "execution.actors={duckdb: 2, postgres: 2, mysql: 2}", "pipeline.evaluate_base=false"]
 
 
@@ -86,3 +86,14 @@ def test_a_job_on_a_cluster_that_loses_a_node_mid_stage_loses_and_duplicates_not
                  "ray_exesql_execution_latency_ms_bucket"):
         assert name in metrics, name
     assert 'stage="sample"' in metrics and 'iteration="iter-1"' in metrics
+
+    # the Grafana dashboard queries only names in that scrape, or counters of events the run
+    # did not have (Ray exports a counter once it has counted something)
+    import re
+
+    scraped = {line.split("{")[0].split(" ")[0] for line in metrics.splitlines()}
+    queried = set(re.findall(r"ray_exesql_[a-z_]+", (ROOT / "configs" / "grafana" / "exesql_dashboard.json").read_text()))
+    records = [r for f in run.glob("*/iter-*/**/part-*.parquet") for r in pq.read_table(f).to_pylist()]
+    absent = {"ray_exesql_execution_timeouts_total": sum(r["status"] == "timeout" for r in records),
+              "ray_exesql_execution_cache_hits_total": sum(bool(r["cached"]) for r in records)}
+    assert all(name in scraped or absent.get(name) == 0 for name in queried), (queried - scraped, absent)
