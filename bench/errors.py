@@ -68,9 +68,10 @@ def main() -> None:
         elsewhere = Counter(unknown_column_elsewhere(r["sql"], dialect, schema_of(database(Path(args.db_root), r["db_id"])))
                             for r in unknown)
         wrong = [r for r in rows if failure_class(r) == RUNS_WRONG]
-        causes = Counter(logical_cause(r["sql"], r["gold_sql"], dialect, dialect) for r in wrong)
-        sample = random.Random(0).sample(wrong, min(args.sample, len(wrong)))
-        sampled = Counter(logical_cause(r["sql"], r["gold_sql"], dialect, dialect) for r in sample)
+        cause = [logical_cause(r["sql"], r["gold_sql"], dialect, dialect) for r in wrong]
+        causes = Counter(cause)
+        sample = random.Random(0).sample(range(len(wrong)), min(args.sample, len(wrong)))
+        sampled = Counter(cause[i] for i in sample)
         print(f"\n{engine}: {len(rows)} answers, {failed} fail")
         for c, n in classes.most_common():
             print(f"  {c:<22} {n:>4}  {n / failed:6.1%} of failures")

@@ -97,7 +97,7 @@ def unknown_column_elsewhere(sql: str, dialect: str, schema: Schema) -> bool | N
     tree = _parse(sql, dialect)
     if tree is None:
         return None
-    read = {t.name.lower() for t in tree.find_all(exp.Table)} & set(schema.tables)
+    read = _tables(tree) & set(schema.tables)
     in_read = {c for t in read for c in schema.tables[t]}
     names = {c.name.lower() for c in tree.find_all(exp.Column) if c.name}
     aliases = {a.alias.lower() for a in tree.find_all(exp.Alias) if a.alias}

@@ -31,12 +31,6 @@ ON_CLUSTER = ["generation.resources={generator: 1}",
               "execution.actor_resources={duckdb: {executor: 1}, postgres: {executor: 1}, mysql: {executor: 1}}"]
 
 
-def executor_processes(cluster: LocalCluster, node) -> int:
-    """Executor actor processes running under the node's raylet."""
-    r = subprocess.run(["ps", "-o", "cmd=", "--ppid", str(cluster.raylet_pid(node))], capture_output=True, text=True)
-    return sum("ExecuteBatch" in line for line in r.stdout.splitlines())
-
-
 def scrape(cluster: LocalCluster, out: Path, stop: threading.Event) -> None:
     """Every 3 s, each node's exesql metrics (a finished job's workers stop reporting)."""
     with open(out, "a") as f:
@@ -115,7 +109,7 @@ def main() -> None:
                         k["stage"] == "sample" for k in kills):
                     return
                 node = workers.pop(0)
-                lost = executor_processes(cluster, node)
+                lost = cluster.executor_processes(node)
                 pid = cluster.kill_node(node)
                 kills.append({"stage": state["stage"], "node": node.name, "raylet_pid": pid,
                               "executor_actors": lost, "at_s": round(time.time() - t0, 1)})

@@ -122,6 +122,11 @@ class LocalCluster:
                 return pid
         return None
 
+    def executor_processes(self, node: Node) -> int:
+        """Executor actor processes running under the node's raylet."""
+        r = subprocess.run(["ps", "-o", "cmd=", "--ppid", str(self.raylet_pid(node))], capture_output=True, text=True)
+        return sum("ExecuteBatch" in line for line in r.stdout.splitlines())
+
     def kill_node(self, node: Node) -> int:
         """SIGKILL the node's raylet, as a machine that dies would; its workers go with it."""
         pid = self.raylet_pid(node)
