@@ -28,6 +28,11 @@ class DiskFull(UserError):
     """A write ran out of space. The temporary file is gone and no output is half-written."""
 
 
+class EngineDown(UserError):
+    """An engine kept failing (server gone, too many connections, a broken file) after its
+    retries: the stage stops, keeps what it wrote, and records nothing about the SQL."""
+
+
 def disk_full(path, exc: OSError, what: str = "") -> DiskFull:
     """The one line for a write to `path` that failed with ENOSPC or EDQUOT."""
     done = f"{what}; " if what else ""

@@ -21,6 +21,8 @@ from exesql_ray.compare import CompareOptions
 from exesql_ray.config import Config
 from exesql_ray.data import Example, db_roots, load_dataset, write_parquet_atomic
 from exesql_ray.engines import SOURCE, open_engine
+from exesql_ray.engines.base import InfraError
+from exesql_ray.errors import EngineDown
 from exesql_ray.executor import Executor
 from exesql_ray.sample_stage import split_questions
 from exesql_ray.summaries import TranslateEngine, TranslateSummary
@@ -89,10 +91,14 @@ class ShardTranslator:
         if target is None:
             target = self.targets[task.engine] = Executor(open_engine(task.engine, self.cfg))
         examples = [Example(**e) for e in task.examples]
-        with ThreadPoolExecutor(self.cfg.translate.workers) as pool:
-            recs = list(pool.map(lambda e: translate_example(
-                e, task.engine, self.sqlite, target, backend=self.backend,
-                max_rounds=self.cfg.translate.repair.max_rounds, opts=self.opts), examples))
+        try:
+            with ThreadPoolExecutor(self.cfg.translate.workers) as pool:
+                recs = list(pool.map(lambda e: translate_example(
+                    e, task.engine, self.sqlite, target, backend=self.backend,
+                    max_rounds=self.cfg.translate.repair.max_rounds, opts=self.opts), examples))
+        except InfraError as e:
+            raise EngineDown(f"translate {task.engine}: {e}; {Path(task.path).name} was not written (the shards "
+                             "written are kept): run the same command again once the engine is back") from None
         write_parquet_atomic(pa.Table.from_pylist(recs, schema=SCHEMA), task.path)
         return {"path": task.path, "engine": task.engine, "examples": len(recs), "written": True}
 

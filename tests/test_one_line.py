@@ -135,7 +135,17 @@ def test_a_stage_on_a_full_disk_resumes_to_the_records_of_an_uninterrupted_run(t
         for engine in TARGETS_HERE:
             got = pq.read_table(run / "d_trans" / f"{engine}.parquet").to_pylist()
             want = pq.read_table(ref / "d_trans" / f"{engine}.parquet").to_pylist()
-            assert got == want and got, engine
+            if got != want:  # which rows differ, with their records in every shard of both runs
+                ids = {r["id"] for r in got} ^ {r["id"] for r in want}
+                ids |= {a["id"] for a, b in zip(got, want) if a != b}
+
+                def records(root):
+                    return [(p.name, {k: r[k] for k in ("id", "method", "verdict", "error_class", "error")})
+                            for p in sorted((root / "translate" / engine).glob("part-*.parquet"))
+                            for r in pq.read_table(p).to_pylist() if r["id"] in ids]
+                pytest.fail(f"{engine}: D_Trans differs in {sorted(ids)}; after the full disk: {records(run)}; "
+                            f"uninterrupted: {records(ref)}")
+            assert got, engine
 
 
 def test_a_second_live_command_on_one_run_folder_is_refused(tmp_path, synth_data):

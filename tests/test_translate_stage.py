@@ -63,3 +63,30 @@ def test_runner_writes_what_a_shard_translator_gives(ray_local, test_config, mig
         worker.close()
     here = pq.read_table(task.path).to_pylist()
     assert [(r["id"], r["sql"], r["verdict"]) for r in here] == [(r["id"], r["sql"], r["verdict"]) for r in on_ray]
+
+
+def test_an_engine_that_fails_records_nothing_and_stops_in_one_line(test_config, migrated_synth, synth_data, tmp_path):
+    """A database file broken after the run began is the machine's fault, not the translation's: the shard
+    is not written (a re-run translates it) and the error names the engine and the shard."""
+    import shutil
+
+    import pytest
+
+    from exesql_ray.errors import EngineDown
+
+    data = tmp_path / "data"
+    shutil.copytree(synth_data, data)
+    for f in (data / "database").rglob("*.sqlite"):  # SQLite's header stays, its pages are gone
+        f.write_bytes(f.read_bytes()[:100] + b"\xff" * (f.stat().st_size - 100))
+    cfg = _cfg(tmp_path, data)
+    cfg.translate.engines = ["postgres"]
+    task = plan(cfg).tasks[0]
+    worker = ShardTranslator(cfg, plan(cfg).db_roots)
+    try:
+        with pytest.raises(EngineDown) as caught:
+            worker(task)
+    finally:
+        worker.close()
+    line = str(caught.value)
+    assert "\n" not in line and "sqlite" in line and "part-00000.parquet was not written" in line, line
+    assert not Path(task.path).exists()

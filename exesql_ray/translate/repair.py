@@ -16,6 +16,7 @@ import urllib.request
 from typing import Protocol
 
 from exesql_ray.compare import CompareOptions
+from exesql_ray.engines.base import InfraError
 from exesql_ray.engines.results import Execution
 from exesql_ray.errors import UserError
 from exesql_ray.prompts import extract_sql, repair_prompt
@@ -70,23 +71,34 @@ def _feedback(pred: Execution, gold: Execution, limit: int = 5) -> str:
             f"the SQLite query returns {gold.row_count} rows, first {g!r}.")
 
 
+def _about_the_sql(ex: Execution, engine: str, db_id: str) -> Execution:
+    """An execution that is a verdict; an engine that failed (after its retries) raises
+    InfraError instead, so that no record calls a translation wrong for the server's fault."""
+    if ex.status == "infra_error":
+        raise InfraError(f"{engine} on {db_id}: {ex.error}")
+    return ex
+
+
 def translate_example(ex, engine: str, sqlite_exec, target_exec, *, backend=None, max_rounds: int = 3,
                       opts: CompareOptions = CompareOptions()) -> dict:
     """One record per (example, engine). Rules first; on error or mismatch, up to
     `max_rounds` repair rounds, each shown the schema, question, SQLite query, failing
-    translation and the engine's error or a short result diff."""
+    translation and the engine's error or a short result diff. Raises InfraError where an
+    engine failed: the example then has no record (a re-run translates it)."""
     rec = {k: None for k in TRANSLATION_FIELDS}
     rec.update(id=ex.id, db_id=ex.db_id, dialect=engine, sqlite_sql=ex.sqlite_sql, attempts=0)
-    gold = sqlite_exec.execute_sql(ex.db_id, ex.sqlite_sql)
+    run_gold = lambda q: _about_the_sql(sqlite_exec.execute_sql(ex.db_id, q), "sqlite", ex.db_id)  # noqa: E731
+    run_pred = lambda q: _about_the_sql(target_exec.execute_sql(ex.db_id, q), engine, ex.db_id)  # noqa: E731
+    gold = run_gold(ex.sqlite_sql)
     if gold.status != "ok":
         rec.update(verdict="gold_error", error=gold.error, error_class=gold.error_class)
         return rec
     schema = schema_of(ex.db_path)
 
     def judge(sql: str):
-        pred = target_exec.execute_sql(ex.db_id, sql)
-        v, note = verify(gold, pred, ex.sqlite_sql, sql, run_gold=lambda q: sqlite_exec.execute_sql(ex.db_id, q),
-                         run_pred=lambda q: target_exec.execute_sql(ex.db_id, q), engine=engine, opts=opts)
+        pred = run_pred(sql)
+        v, note = verify(gold, pred, ex.sqlite_sql, sql, run_gold=run_gold, run_pred=run_pred, engine=engine,
+                         opts=opts)
         return pred, v, note
 
     # the last candidate (rules) is what repair starts from when none verifies
