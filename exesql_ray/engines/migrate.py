@@ -205,12 +205,25 @@ class Target:
                     dropped.append(f"{t.name} primary key ({', '.join(t.primary_key)}): {err}")
         for t in src.tables:
             for frm, ref, to in t.foreign_keys:
-                err = self.try_ddl(f"ALTER TABLE {prefix}{self.ident(t.name)} ADD FOREIGN KEY "
-                                   f"({', '.join(self.ident(c) for c in frm)}) REFERENCES {prefix}{self.ident(ref)} "
-                                   f"({', '.join(self.ident(c) for c in to)})")
+                err = self.add_foreign_key(prefix, t.name, frm, ref, to)
                 if err:
                     dropped.append(f"{t.name}({', '.join(frm)}) → {ref}({', '.join(to)}): {err}")
         return dropped
+
+    def add_foreign_key(self, prefix: str, table: str, frm: list[str], ref: str, to: list[str]) -> str | None:
+        return self.try_ddl(self.foreign_key_ddl(prefix, table, frm, ref, to))
+
+    def foreign_key_ddl(self, prefix: str, table: str, frm: list[str], ref: str, to: list[str]) -> str:
+        return (f"ALTER TABLE {prefix}{self.ident(table)} ADD FOREIGN KEY ({', '.join(self.ident(c) for c in frm)}) "
+                f"REFERENCES {prefix}{self.ident(ref)} ({', '.join(self.ident(c) for c in to)})")
+
+    def first_orphan_sql(self, prefix: str, table: str, frm: list[str], ref: str, to: list[str]) -> str:
+        """A query that returns a row of `table` whose key (all of it set) has no row in `ref`:
+        the data a foreign key refuses (MATCH SIMPLE: a key with a NULL in it is not checked)."""
+        on = " AND ".join(f"c.{self.ident(a)} = p.{self.ident(b)}" for a, b in zip(frm, to))
+        where = " AND ".join(f"c.{self.ident(a)} IS NOT NULL" for a in frm)
+        return (f"SELECT 1 FROM {prefix}{self.ident(table)} c LEFT JOIN {prefix}{self.ident(ref)} p ON {on} "
+                f"WHERE {where} AND p.{self.ident(to[0])} IS NULL LIMIT 1")
 
     # implemented per engine
     def try_ddl(self, sql: str) -> str | None:
