@@ -55,8 +55,19 @@ def cmd_data_export(args) -> int:
 
 
 def cmd_data_synth(args) -> int:
+    if args.scale == "bird":
+        from exesql_ray.data.synth_bird import synthesize_bird
+
+        s = synthesize_bird(args.out, seed=args.seed, rows=args.rows or 1_000_000, force=args.force, progress=print)
+        rows = sum(n for sizes in s["rows"].values() for n in sizes.values())
+        print(f"bird-sized synth at {args.out}: {rows:,} rows in {', '.join(s['dbs'])}; train {s['train']}, "
+              f"dev {s['dev']} questions; workload.jsonl: {s['workload']:,} candidates "
+              f"({s['distinct_sql']:,} distinct) in {s['seconds']} s")
+        return 0
     from exesql_ray.data.synth import synthesize
 
+    if args.rows is not None:
+        raise UserError("--rows goes with --scale bird")
     summary = synthesize(args.out, seed=args.seed, per_template=args.per_template, force=args.force)
     print(f"synth dataset at {args.out}: train {summary['train']}, dev {summary['dev']} questions "
           f"on {len(summary['dbs'])} DBs ({', '.join(summary['dbs'])})")
@@ -451,9 +462,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_args(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_data_export)
-    p = dsub.add_parser("synth", help="write the offline quickstart dataset (Spider layout)")
+    p = dsub.add_parser("synth", help="write the offline quickstart dataset, or a BIRD-sized one (Spider layout)")
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale", choices=["quickstart", "bird"], default="quickstart",
+                   help="bird: two databases with tables of millions of rows and a 20k-candidate workload.jsonl")
+    p.add_argument("--rows", type=int, help="with --scale bird: the orders table's rows (default 1,000,000)")
     p.add_argument("--per-template", type=int, default=4, help="questions per template (a quarter go to dev)")
     p.add_argument("--force", action="store_true", help="replace --out if it holds something else")
     p.set_defaults(func=cmd_data_synth)

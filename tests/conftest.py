@@ -253,7 +253,8 @@ SERVERS_HERE = ("postgres", "mysql")
 # readers on small files, the CLI without servers); `make test` runs everything.
 SLOW_FIXTURES = {"db_servers", "spider_migrated", "ray_local", "tiny", "migrated_synth", "spider_engines"}
 SLOW_MODULES = {"test_models", "test_cluster", "test_interrupt", "test_pipeline", "test_train", "test_sample",
-                "test_generator", "test_executor_actors", "test_translate_stage", "test_tinymodel", "test_dbs"}
+                "test_generator", "test_executor_actors", "test_translate_stage", "test_tinymodel", "test_dbs",
+                "test_synth_bird"}
 
 
 def pytest_collection_modifyitems(config, items):
