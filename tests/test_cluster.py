@@ -18,9 +18,11 @@ import pyarrow.parquet as pq
 from conftest import ROOT, SAMPLE_OVERRIDES, run_config
 from test_pipeline import PIPELINE
 
-# more, smaller batches than the pipeline tests: many in flight on each actor when its node dies
+# more, smaller batches than the pipeline tests: many in flight on each actor when its node dies;
+# one epoch of SFT (the kills land in sampling and evaluation, not in training)
 ON_CLUSTER = ["data.limit=24", "generation.n=8", "sample.shard_size=4", "execution.batch_size=2",
-              "execution.actors={duckdb: 2, postgres: 2, mysql: 2}", "pipeline.evaluate_base=false"]
+              "execution.actors={duckdb: 2, postgres: 2, mysql: 2}", "pipeline.evaluate_base=false",
+              "train.sft.first_epochs=1", "train.sft.epochs=1"]
 
 
 def _shard_rows(folder: Path, engine: str) -> list[dict]:

@@ -133,10 +133,27 @@ def _wait(proc, what, ready, timeout=600, interrupt=False):
     time.sleep(3)  # orphaned training workers stop at their next step (train/loops.py)
 
 
+def _stopped_after(ref_run, run, last: str) -> None:
+    """`run`: the uninterrupted run as a run that stopped right after stage `last` (its manifest
+    up to there, the folders of the later stages gone). The stages before the first
+    interruption are the uninterrupted run's; computing them again would only repeat it."""
+    import shutil
+
+    shutil.copytree(ref_run, run)
+    m = json.loads((run / "pipeline.json").read_text())
+    names = list(m["stages"])
+    m["stages"] = {k: m["stages"][k] for k in names[:names.index(last) + 1]}
+    (run / "pipeline.json").write_text(json.dumps(m, indent=1))
+    for later in ("sample/iter-1", "train/iter-1", "eval/iter-1", "report"):
+        shutil.rmtree(run / later)
+    (run / "config.yaml").unlink()  # pinned again by the CLI below (the same settings, another run_dir)
+
+
 def test_interrupted_mid_sampling_and_killed_mid_training_resumes_to_the_same_counts(uninterrupted, synth_data, tiny,
                                                                         tmp_path):
     _, ref_run, _ = uninterrupted
     run = tmp_path / "run"
+    _stopped_after(ref_run, run, "evaluate/iter-0")
     args = [sys.executable, "-m", "controller", "run", "--config", "configs/quickstart.yaml", f"run_dir={run}",
             f"data.path={synth_data}", f"model.path={tiny}", "data.synth_per_template=4", "execution.timeout_s=2",
             *SAMPLE_OVERRIDES, *PIPELINE]
