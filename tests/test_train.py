@@ -96,7 +96,9 @@ def test_checkpoint_loads_in_the_generator_and_changes_its_samples(ray_local, dd
         ray_local.kill(gen)
 
 
-@pytest.mark.parametrize("strategy", ["zero2", "zero3"])
+# ZeRO-3 only: it runs all ZeRO-2 does and also gathers the sharded weights to save them;
+# ZeRO-2 trains in bench/train.py (its tokens/s beside DDP's)
+@pytest.mark.parametrize("strategy", ["zero3"])
 def test_deepspeed_zero_on_cpu(ray_local, sampled_run, synth_data, tiny, tmp_path, strategy):
     run = _run_dir(sampled_run, tmp_path)
     sft, dpo = _train(ray_local, run, synth_data, tiny, f"train.strategy={strategy}")
