@@ -11,6 +11,12 @@ has written its first shard, and a new worker joins; `evaluate` does the same to
 worker in the last evaluation. The job's metrics are scraped from every node while it runs.
 OUT gets run/ (the run folder), job.log, metrics.txt and kills.json (what was killed, when, and
 how many executor actors died with it). Exit status: the job's.
+
+With `--watch`, the run is also watched as a user watches it (scripts/watch.py): a real
+Prometheus scrapes every node, and once sampling has written a shard headless Chromium opens the
+dashboard's jobs, actors and cluster pages. OUT/watch gets the screenshots, each page's
+rendered text, the scraped metric names and checks.json: the job, the generator and executor
+actors on the pages, every metric docs/engines.md names in Prometheus, executions per engine.
 """
 
 from __future__ import annotations
@@ -66,6 +72,72 @@ def submit(cluster: LocalCluster, args: list[str], log: Path, on_line) -> int:
     return proc.returncode
 
 
+DOC_METRICS = ("exesql_executions", "exesql_execution_errors", "exesql_execution_timeouts",
+               "exesql_execution_cache_hits", "exesql_execution_latency_ms")
+# the actors page first: sampling a small run is over in seconds
+PAGES = [("#/actors", "dashboard_actors.png"), ("#/jobs", "dashboard_jobs.png"), ("#/cluster", "dashboard_cluster.png")]
+
+
+class Watch:
+    """Prometheus from the start; the dashboard in Chromium once sampling is under way."""
+
+    def __init__(self, cluster: LocalCluster, folder: Path, base_port: int):
+        from watch import Prometheus
+
+        self.cluster, self.folder = cluster, folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.prometheus = Prometheus(folder / "prometheus", port=base_port + 690)
+        self.texts: dict[str, str] = {}
+        self.shooter: threading.Thread | None = None
+        self.follow_nodes()
+
+    def follow_nodes(self) -> None:
+        self.prometheus.set_targets([n.metrics_port for n in self.cluster.nodes])
+
+    def sampling_busy(self) -> None:
+        """Screenshots once sampling has written a shard: its executor actors are at work."""
+        from watch import screenshots
+
+        def shoot():
+            self.texts = screenshots(self.cluster.dashboard, [(f, self.folder / png) for f, png in PAGES], wait_s=5)
+            for f, text in self.texts.items():
+                (self.folder / f"{f.strip('#/')}.txt").write_text(text)
+
+        if self.shooter is None:
+            self.shooter = threading.Thread(target=shoot, daemon=True)
+            self.shooter.start()
+
+    def finish(self, run: Path) -> dict:
+        if self.shooter is not None:
+            self.shooter.join(120)
+        time.sleep(4)  # one more scrape
+        names = self.prometheus.names()
+        executions = self.prometheus.by_engine("ray_exesql_executions_total")
+        self.prometheus.stop()
+        jobs, actors = self.texts.get("#/jobs", ""), self.texts.get("#/actors", "")
+        # Ray exports a counter once it has counted something: a name is missing where the run
+        # had no such event (no timeout, no cache hit), and that is checked against the records
+        import pyarrow.parquet as pq
+
+        records = [r for f in run.glob("*/iter-*/**/part-*.parquet")
+                   for r in pq.read_table(f, columns=["status", "cached"]).to_pylist()]
+        events = {"exesql_execution_timeouts": sum(r["status"] == "timeout" for r in records),
+                  "exesql_execution_cache_hits": sum(bool(r["cached"]) for r in records)}
+        checks = {
+            "job_on_jobs_page": "raysubmit_" in jobs,
+            "generator_on_actors_page": "Generator" in actors,
+            "executors_on_actors_page": "ExecuteBatch" in actors,
+            "doc_metrics_in_prometheus": {m: any(n.startswith(f"ray_{m}") for n in names) or events.get(m) == 0
+                                          for m in DOC_METRICS},
+            "events_in_records": events,
+            "executions_by_engine": executions,
+            "every_engine_in_prometheus": {"duckdb", "postgres", "mysql"} <= set(executions),
+        }
+        (self.folder / "prometheus_names.txt").write_text("\n".join(names) + "\n")
+        (self.folder / "checks.json").write_text(json.dumps(checks, indent=1))
+        return checks
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / ".run" / "cluster-check"))
@@ -73,6 +145,7 @@ def main() -> None:
     ap.add_argument("--kill-during", default="", help="comma-separated: sample, evaluate")
     ap.add_argument("--base-port", type=int, default=56400)
     ap.add_argument("--workers", type=int, default=2, help="worker nodes (each kill needs one)")
+    ap.add_argument("--watch", action="store_true", help="Prometheus and the dashboard in Chromium (OUT/watch)")
     ap.add_argument("overrides", nargs="*", metavar="key.sub=value")
     args = ap.parse_args()
     out = Path(args.out).resolve()
@@ -86,12 +159,14 @@ def main() -> None:
     cluster.down()
     stop = threading.Event()
     kills: list[dict] = []
+    watch = None
     try:
         cluster.start_head(cpus=2, resources={"generator": 1}, dashboard=True)
         workers = [cluster.add_worker(cpus=2) for _ in range(args.workers)]
         cluster.wait_for_nodes(1 + args.workers)
         print(f"cluster_check: head and {args.workers} workers up; dashboard {cluster.dashboard}", flush=True)
         (out / "metrics.txt").write_text("")
+        watch = Watch(cluster, out / "watch", args.base_port) if args.watch else None
         threading.Thread(target=scrape, args=(cluster, out / "metrics.txt", stop), daemon=True).start()
         state = {"stage": None, "evaluations": 0}
         t0 = time.time()
@@ -100,6 +175,8 @@ def main() -> None:
             print(line, end="", flush=True)
             if re.match(r"sample iteration \d+:", line):
                 state["stage"] = "sample"
+            if watch and state["stage"] == "sample" and "wrote shard 1/" in line:
+                watch.sampling_busy()
             elif re.match(r"evaluate \S+ on \S+:", line):
                 state["stage"] = "evaluate"
                 state["evaluations"] += 1
@@ -117,11 +194,23 @@ def main() -> None:
                       f"during {state['stage']}", flush=True)
                 kill_during.discard(state["stage"])
                 cluster.add_worker(cpus=2)  # a node joins in its place
+                if watch:
+                    watch.follow_nodes()
 
         status = submit(cluster, ["--config", args.config, f"run_dir={out / 'run'}", *ON_CLUSTER, *args.overrides],
                         out / "job.log", on_line)
+        if watch:
+            checks = watch.finish(out / "run")
+            print(f"cluster_check: watch: {json.dumps(checks)}", flush=True)
+            flat = [checks["job_on_jobs_page"], checks["generator_on_actors_page"],
+                    checks["executors_on_actors_page"], checks["every_engine_in_prometheus"],
+                    *checks["doc_metrics_in_prometheus"].values()]
+            if status == 0 and not all(flat):
+                status = 3
     finally:
         stop.set()
+        if watch:
+            watch.prometheus.stop()
         cluster.down()
     (out / "kills.json").write_text(json.dumps(kills, indent=1))
     print(f"cluster_check: job exit {status}; {len(kills)} nodes killed; metric samples "

@@ -6,6 +6,8 @@ each with its own CPUs, custom resources and ports, in one temp dir of their own
         generation.resources='{generator: 1}' execution.actor_resources='{duckdb: {executor: 1}}'
     .venv/bin/python scripts/local_cluster.py down [--dir /tmp/exesql-cluster]
 
+`up` also writes <dir>/prometheus.yml, a Prometheus config that scrapes every node.
+
 The head declares `generator` (the replicas go there), the workers `executor` (the executor
 actors go there), as cluster.yaml's GPU and CPU nodes do. `ray stop` would stop every Ray on
 the machine, a test session's too, so `down` and `kill_node` find this cluster's processes by
@@ -152,10 +154,14 @@ class LocalCluster:
         return int(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else -1
 
     def down(self) -> int:
-        """SIGKILL every process of this cluster (all name its temp dir); returns how many."""
+        """SIGKILL every process of this cluster (they name its temp dir, or, like the Ray client
+        server a head starts, its GCS address); returns how many."""
+        import re
+
         killed = 0
+        gcs = re.compile(rf"--address=\S+:{self.base + 79}(?!\d)")
         for pid, cmd in _cmdlines().items():
-            if str(self.temp_dir) + "/" in cmd and pid != os.getpid():
+            if (str(self.temp_dir) + "/" in cmd or gcs.search(cmd)) and pid != os.getpid():
                 try:
                     os.kill(pid, signal.SIGKILL)
                     killed += 1
@@ -180,7 +186,11 @@ def main() -> None:
     for _ in range(args.workers):
         cluster.add_worker(cpus=args.worker_cpus)
     cluster.wait_for_nodes(1 + args.workers)
-    print(f"RAY_AUTH_MODE=token RAY_ADDRESS={cluster.address}  dashboard {cluster.dashboard}  nodes {1 + args.workers}")
+    from watch import prometheus_config
+
+    config = prometheus_config(Path(args.dir), [n.metrics_port for n in cluster.nodes])
+    print(f"RAY_AUTH_MODE=token RAY_ADDRESS={cluster.address}  dashboard {cluster.dashboard} (token: "
+          f"~/.ray/auth_token)  nodes {1 + args.workers}\nscrape every node: prometheus --config.file={config}")
 
 
 if __name__ == "__main__":
