@@ -14,9 +14,10 @@ how many executor actors died with it). Exit status: the job's.
 
 With `--watch`, the run is also watched as a user watches it (scripts/watch.py): a real
 Prometheus scrapes every node, and once sampling has written a shard headless Chromium opens the
-dashboard's jobs, actors and cluster pages. OUT/watch gets the screenshots, each page's
-rendered text, the scraped metric names and checks.json: the job, the generator and executor
-actors on the pages, every metric docs/engines.md names in Prometheus, executions per engine.
+dashboard's actors, jobs and cluster pages. OUT/watch gets the screenshots, each page's
+rendered text, the scraped metric names and checks.json: the job and the executors on the
+pages, the generator and the executors alive (the dashboard's state API) while sampling, every
+metric docs/engines.md names in Prometheus, executions per engine.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class Watch:
         folder.mkdir(parents=True, exist_ok=True)
         self.prometheus = Prometheus(folder / "prometheus", port=base_port + 690)
         self.texts: dict[str, str] = {}
+        self.alive: list[str] = []  # classes of the ALIVE actors, from the state API, mid-sampling
         self.shooter: threading.Thread | None = None
         self.follow_nodes()
 
@@ -96,10 +98,11 @@ class Watch:
 
     def sampling_busy(self) -> None:
         """Screenshots once sampling has written a shard: its executor actors are at work."""
-        from watch import screenshots
+        from watch import alive_actor_classes, screenshots
 
         def shoot():
             self.texts = screenshots(self.cluster.dashboard, [(f, self.folder / png) for f, png in PAGES], wait_s=5)
+            self.alive = alive_actor_classes(self.cluster.dashboard)
             for f, text in self.texts.items():
                 (self.folder / f"{f.strip('#/')}.txt").write_text(text)
 
@@ -125,8 +128,9 @@ class Watch:
                   "exesql_execution_cache_hits": sum(bool(r["cached"]) for r in records)}
         checks = {
             "job_on_jobs_page": "raysubmit_" in jobs,
-            "generator_on_actors_page": "Generator" in actors,
             "executors_on_actors_page": "ExecuteBatch" in actors,
+            "generator_alive_mid_sampling": "Generator" in self.alive,
+            "executors_alive_mid_sampling": any("ExecuteBatch" in c for c in self.alive),
             "doc_metrics_in_prometheus": {m: any(n.startswith(f"ray_{m}") for n in names) or events.get(m) == 0
                                           for m in DOC_METRICS},
             "events_in_records": events,
@@ -202,8 +206,9 @@ def main() -> None:
         if watch:
             checks = watch.finish(out / "run")
             print(f"cluster_check: watch: {json.dumps(checks)}", flush=True)
-            flat = [checks["job_on_jobs_page"], checks["generator_on_actors_page"],
-                    checks["executors_on_actors_page"], checks["every_engine_in_prometheus"],
+            flat = [checks["job_on_jobs_page"], checks["executors_on_actors_page"],
+                    checks["generator_alive_mid_sampling"], checks["executors_alive_mid_sampling"],
+                    checks["every_engine_in_prometheus"],
                     *checks["doc_metrics_in_prometheus"].values()]
             if status == 0 and not all(flat):
                 status = 3

@@ -94,6 +94,15 @@ class Prometheus:
             self.proc.kill()
 
 
+def alive_actor_classes(dashboard: str) -> list[str]:
+    """The class of every ALIVE actor, from the dashboard's state API (with the cluster's token)."""
+    token = TOKEN_FILE.read_text().strip() if TOKEN_FILE.is_file() else ""
+    req = urllib.request.Request(f"{dashboard}/api/v0/actors?limit=10000",
+                                 headers={"Authorization": f"Bearer {token}"} if token else {})
+    rows = json.load(urllib.request.urlopen(req, timeout=30))["data"]["result"]["result"]
+    return sorted(r["class_name"] for r in rows if r.get("state") == "ALIVE")
+
+
 async def _devtools(port: int, dashboard: str, pages: list[tuple[str, Path]], wait_s: float) -> dict[str, str]:
     import aiohttp
 
