@@ -91,8 +91,6 @@ def blocks(rows: list[dict], cfg):
 
 def run_pool(rows: list[dict], engine: str, cfg, actors, window_s: float = 2.0) -> dict:
     """The rows through one executor pool; what came back and how fast."""
-    import ray
-
     from controller.sample import execute_dataset
     from exesql_ray.sample_stage import ActorTrace
 
@@ -116,7 +114,7 @@ def run_pool(rows: list[dict], engine: str, cfg, actors, window_s: float = 2.0) 
             "statuses": dict(Counter(r["status"] for r in out)),
             "peak_mb_per_actor": round(max(mem.peak.values(), default=0) / 2**20),
             "actors_seen": len({r["executor_actor"] for r in out}),
-            "trace": trace.as_dict().get(engine, [])}
+            "trace": trace.as_dict().get(engine, []), "window_s": window_s}
 
 
 def migrate(data, cfg, engines) -> dict:
@@ -241,8 +239,8 @@ def main() -> None:
         auto_rows = [dict(r, engine=auto_engine) for r in rows]
         fixed = run_pool(auto_rows, auto_engine, cfg, 4)
         auto = run_pool(auto_rows, auto_engine, cfg, ActorRange(min=1, max=4))
-        # actors that returned work, per 2-s window: what the pool held while it worked
-        busy = {name: sum(n for _, n in r["trace"]) * 2.0 for name, r in (("auto", auto), ("fixed", fixed))}
+        # actors that returned work, per trace window: what the pool held while it worked
+        busy = {name: sum(n for _, n in r["trace"]) * r["window_s"] for name, r in (("auto", auto), ("fixed", fixed))}
         print(f"autoscale {{1..4}} vs fixed 4 on {auto_engine}: {auto['seconds']:.1f} s vs {fixed['seconds']:.1f} s; "
               f"actor-seconds at work {busy['auto']:.0f} vs {busy['fixed']:.0f}; "
               f"autoscaling actors over time (s, count): {auto['trace']}")

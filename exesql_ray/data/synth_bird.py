@@ -233,7 +233,7 @@ TEMPLATES = [
 ]
 
 
-def _facts(con_sales: sqlite3.Connection, con_sensors: sqlite3.Connection, sizes: dict) -> dict:
+def _facts(con_sensors: sqlite3.Connection, sizes: dict) -> dict:
     hot = [r[0] for r in con_sensors.execute(
         "SELECT device_id FROM readings GROUP BY device_id ORDER BY COUNT(*) DESC, device_id LIMIT 10")]
     return {**sizes, "hot_devices": hot}
@@ -322,7 +322,6 @@ def workload(questions: list[dict], seed: int, split: str) -> list[dict]:
         texts: list[str] = []
         for s in range(SAMPLES_PER_QUESTION):
             kind = rng.choices(list(SAMPLE_KINDS), list(SAMPLE_KINDS.values()))[0]
-            sql = None
             if kind == "gold":
                 sql = q["query"]
             elif kind == "repeat":
@@ -407,7 +406,7 @@ def _write(root: Path, params: dict, check_per_template: int, budget_s: float, p
         sizes[db_id] = build(con, np.random.default_rng([seed, DATABASES.index(db_id)]), rows)
         con.commit()
         progress(f"{db_id}: {sizes[db_id]}")
-    facts = _facts(cons["bird_sales"], cons["bird_sensors"], {**sizes["bird_sales"], **sizes["bird_sensors"]})
+    facts = _facts(cons["bird_sensors"], {**sizes["bird_sales"], **sizes["bird_sensors"]})
     rng = random.Random(seed)
     questions = _questions(params["train"] + params["dev"], facts, rng)
     splits = {"train": questions[:params["train"]], "dev": questions[params["train"]:]}
