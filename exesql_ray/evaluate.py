@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from exesql_ray.config import Config
+from exesql_ray.errors import UserError
 from exesql_ray.intervals import paired_bootstrap, wilson
 from exesql_ray.runs import base_model, model_after
 from exesql_ray.sample_stage import SamplePlan, plan_sampling, read_candidates
@@ -84,6 +85,10 @@ def plan_evaluation(cfg: Config, iteration: int | None, model: Path | None = Non
     """One greedy sampling plan per eval split, for the model after iteration k (None: the
     base model), or for `model` (any folder) filed under eval/`name`."""
     out, model = [], model or evaluated_model(cfg, iteration)
+    if not (Path(model) / "config.json").is_file():
+        raise UserError(f"evaluating {eval_name(iteration) if name is None else name} reads {model}, which holds "
+                        f"no model (" + ("set model.path or run `exesql-ray model embedded`" if iteration is None
+                                         else f"train iteration {iteration} first") + ")")
     for split in cfg.data.eval_splits:
         ecfg = eval_config(cfg, split)
         out.append((split, ecfg, plan_sampling(ecfg, iteration or 0, root=eval_root(cfg, iteration, name) / split,

@@ -36,6 +36,9 @@ def test_sampling_without_a_model_says_which(tmp_path, synth_data):
                 f"data.path={synth_data}")
     _one_line(r, "holds no model", "train iteration 0 first")
     assert "Ray's logs" not in r.stderr
+    r = run_cli("evaluate", "--config", "configs/quickstart.yaml", "--iteration", "0", f"run_dir={tmp_path / 'run'}",
+                f"data.path={synth_data}")
+    _one_line(r, "evaluating iter-0", "holds no model", "train iteration 0 first")
 
 
 def test_a_user_error_inside_an_actor_or_a_udf_comes_back_as_its_line(ray_local):
