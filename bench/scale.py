@@ -216,7 +216,6 @@ def main() -> None:
     for r in rows:
         r.pop("kind", None)
         r.pop("cost", None)
-    db_root = str(data / "database")
 
     results: dict[str, dict] = {}
     ray.init(num_cpus=2, log_to_driver=False, include_dashboard=False)

@@ -49,7 +49,7 @@ def test_stage_writes_n_candidates_per_question_with_one_record_each(sampled_run
         assert st.by_reward_mode.get("match", 0) == 4 * st.gold["verified"]
         assert 0 <= st.pass_at_1 <= st.pass_at_n <= 1
         # the executor actors at work over time: this engine's one actor (quickstart) in each window
-        trace, (fewest, most) = summary.executor_actors[engine], executor_pool(cfg.execution, engine)
+        trace, (_, most) = summary.executor_actors[engine], executor_pool(cfg.execution, engine)
         assert trace and all(1 <= n <= most for _, n in trace), trace
         # reward and outcome agree with the execution record
         for r in rows:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import run_cli
 
 ROWS = 2000  # the orders table; 3× in order_lines, 4× in readings
 
