@@ -20,21 +20,13 @@ import argparse
 import json
 import time
 
-from common import ROOT  # bench/common.py
-
-RUN = ROOT / ".run" / "learning-match"
+from common import LEARNING_RUN as RUN  # bench/common.py
+from common import learning_rows
 
 
 def sft_rows(n: int) -> list[dict]:
     """The first `n` of iteration 0's SFT rows of the learning bench's run (its verified translations)."""
-    from exesql_ray.config import load_config
-    from exesql_ray.train import stage_rows
-
-    if not (RUN / "d_trans").is_dir():
-        raise SystemExit(f"bench: {RUN / 'd_trans'} is missing: run bench/learning.py (its stage 1) first")
-    cfg = load_config(ROOT / "configs" / "spider_cpu.yaml", [f"run_dir={RUN}"])
-    rows, _ = stage_rows(cfg, 0, "sft")
-    return rows[:n]
+    return learning_rows("sft", 0, n, needs="d_trans")
 
 
 def train_arm(rows: list[dict], model: str, grouped: bool) -> dict:
@@ -72,7 +64,8 @@ def train_arm(rows: list[dict], model: str, grouped: bool) -> dict:
     args = SFTConfig(output_dir=str(RUN / "bench" / "batching"), num_train_epochs=1, learning_rate=1e-4,
                      per_device_train_batch_size=8, max_length=768, logging_steps=1, save_strategy="no",
                      report_to=[], bf16=cpu_has_bf16(), use_cpu=True, disable_tqdm=True, completion_only_loss=True,
-                     model_init_kwargs={"dtype": "float32"}, seed=0, data_seed=0)
+                     model_init_kwargs={"dtype": "float32"}, seed=0, data_seed=0,
+                     gradient_checkpointing=False)  # as our loop (train.gradient_checkpointing); TRL's default is on
     settings = WorkerSettings(stage="sft", model=model, reference=model, out="", hyper={}, seed=0, bf16="auto",
                               use_gpu=False, length_grouped=grouped)
     trainer = _length_grouped(SFTTrainer, settings)(
@@ -109,7 +102,8 @@ def main() -> None:
         print(f"{name}: {len(r['steps'])} steps, {real} tokens + {r['tokens']['padding']} padding in "
               f"{r['seconds']:.1f} s → {real / r['seconds']:.1f} real tokens/s", flush=True)
     secs = {k: sum(r["seconds"] for r in v) for k, v in arms.items()}
-    pad = {k: round(sum(r["tokens"]["padding"] for r in v) / sum(sum(r["tokens"].values()) for r in v), 3)
+    pad = {k: round(sum(r["tokens"]["padding"] for r in v)
+                    / sum(r["tokens"]["prompt"] + r["tokens"]["completion"] + r["tokens"]["padding"] for r in v), 3)
            for k, v in arms.items()}
     points = [(s["tokens"], s["s"]) for v in arms.values() for r in v for s in r["steps"] if s["tokens"] > 0]
     fixed, per_token = fit(points)

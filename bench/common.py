@@ -38,3 +38,19 @@ def setup_servers() -> dict:
         env[k] = v.strip("'")
     os.environ.update(env)
     return env
+
+
+LEARNING_RUN = ROOT / ".run" / "learning-match"  # bench/learning.py's run folder
+
+
+def learning_rows(stage: str, iteration: int, n: int, needs: str) -> list[dict]:
+    """The first `n` training rows of a stage of bench/learning.py's run (`needs`: the folder of
+    that run they come from, checked first)."""
+    from exesql_ray.config import load_config
+    from exesql_ray.train import stage_rows
+
+    if not (LEARNING_RUN / needs).is_dir():
+        raise SystemExit(f"bench: {LEARNING_RUN / needs} is missing: run bench/learning.py first")
+    cfg = load_config(ROOT / "configs" / "spider_cpu.yaml", [f"run_dir={LEARNING_RUN}"])
+    rows, _ = stage_rows(cfg, iteration, stage)
+    return rows[:n]

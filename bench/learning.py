@@ -201,10 +201,13 @@ def stage_costs(cfg, manifest: dict, engines: list[str], say) -> tuple[dict, dic
         lm = (tok.get("prompt", 0) + tok.get("completion", 0)) / seconds
         tokens_per_s[name] = {"prompt": round(tok.get("prompt", 0) / seconds), "completion":
                               round(tok.get("completion", 0) / seconds)}
-        share[name] = round(lm * lm_flops_per_token(model, training) / rate, 4)
+        shared = tok.get("prompt_shared", 0)  # DPO: prompt tokens of the rows not read a second time
+        share[name] = round((lm - shared / seconds) * lm_flops_per_token(model, training) / rate, 4)
         pad = tok.get("padding")
-        say(f"cost {name}: prompt {tok.get('prompt', 0)}, completion {tok.get('completion', 0)}"
-            + (f", padding {pad}" if pad is not None else "") + f" tokens in {seconds:.0f} s → {lm:.0f} LM tokens/s, "
+        say(f"cost {name}: prompt {tok.get('prompt', 0)}" + (f" ({shared} of them read once for two rows)"
+                                                              if shared else "")
+            + f", completion {tok.get('completion', 0)}" + (f", padding {pad}" if pad is not None else "")
+            + f" tokens in {seconds:.0f} s → {lm:.0f} LM tokens/s, "
             f"{share[name]:.1%} of the bf16 matmul limit ({rate / 1e9:.0f} GFLOP/s)")
     return tokens_per_s, share
 

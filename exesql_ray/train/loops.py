@@ -116,11 +116,14 @@ def _report_callback(path: Path):
 
 class TokenCount:
     """Wraps a TRL collator: counts the prompt, completion and padding tokens of every batch it
-    builds (the cost a stage pays; padding is the part a packed batch would not)."""
+    builds (the cost a stage pays; padding is the part a packed batch would not).
+    `shared_prompt`: DPO reads a pair's prompt once (lm_head.py); `prompt_shared` counts the
+    prompt tokens its rows hold that the backbone did not read again."""
 
-    def __init__(self, collate):
+    def __init__(self, collate, shared_prompt: bool = False):
         self.collate = collate
-        self.totals = {"prompt": 0, "completion": 0, "padding": 0}
+        self.shared_prompt = shared_prompt
+        self.totals = {"prompt": 0, "completion": 0, "padding": 0, "prompt_shared": 0}
 
     def __call__(self, features):
         batch = self.collate(features)
@@ -137,11 +140,13 @@ class TokenCount:
         self.totals["padding"] += ids.numel() - real
         self.totals["completion"] += completion
         self.totals["prompt"] += real - completion
+        if self.shared_prompt and "completion_mask" in batch:
+            self.totals["prompt_shared"] += (real - completion) // 2
         return batch
 
 
-def _count_tokens(trainer) -> TokenCount:
-    counter = TokenCount(trainer.data_collator)
+def _count_tokens(trainer, shared_prompt: bool = False) -> TokenCount:
+    counter = TokenCount(trainer.data_collator, shared_prompt)
     trainer.data_collator = counter
     return counter
 
@@ -183,6 +188,24 @@ def _length_grouped(trainer_class, c: WorkerSettings):
             return LengthGroupedBatches(_row_lengths(ds), self.args.per_device_train_batch_size, self.args.seed)
 
     return LengthGrouped
+
+
+def _compact_heads(trainer_class, shared_prompt: bool = False):
+    """`trainer_class` whose models score with the compact LM head (lm_head.py) from the
+    start: DPO's reference pass runs inside the trainer's __init__, before code after the
+    constructor could patch them. `shared_prompt`: DPO reads each pair's prompt once."""
+
+    class CompactHeads(trainer_class):
+        def compact_heads(self):
+            for m in (self.model, getattr(self, "ref_model", None)):
+                if m is not None:
+                    compact_fused_lm_head(m, shared_prompt=shared_prompt)
+
+        def _precompute_ref_logps(self, *args, **kwargs):
+            self.compact_heads()
+            return super()._precompute_ref_logps(*args, **kwargs)
+
+    return CompactHeads
 
 
 def _finish(trainer, tokenizer, out: Path, info: dict) -> None:
@@ -228,9 +251,10 @@ def sft_loop(config: dict) -> None:
     tokenizer = AutoTokenizer.from_pretrained(c.model)
     args = SFTConfig(**_common_args(c, out), completion_only_loss=True,
                      model_init_kwargs={"dtype": weights_dtype(c)})
-    trainer = _length_grouped(SFTTrainer, c)(model=c.model, args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=tokenizer, callbacks=[_report_callback(out / "metrics.jsonl")])
-    compact_fused_lm_head(trainer.model)
+    trainer = _compact_heads(_length_grouped(SFTTrainer, c))(
+        model=c.model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+        callbacks=[_report_callback(out / "metrics.jsonl")])
+    trainer.compact_heads()
     tokens = _count_tokens(trainer)
     resume = _resume_point(out)
     result = trainer.train(resume_from_checkpoint=resume)
@@ -264,12 +288,11 @@ def dpo_loop(config: dict) -> None:
     ref = None  # None: TRL copies the starting policy
     if c.reference != c.model:
         ref = AutoModelForCausalLM.from_pretrained(c.reference, dtype=dtype)
-    trainer = _length_grouped(DPOTrainer, c)(model=c.model, ref_model=ref, args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=tokenizer, callbacks=[_report_callback(out / "metrics.jsonl")])
-    for m in (trainer.model, trainer.ref_model):
-        if m is not None:
-            compact_fused_lm_head(m)
-    tokens = _count_tokens(trainer)
+    trainer = _compact_heads(_length_grouped(DPOTrainer, c), shared_prompt=True)(
+        model=c.model, ref_model=ref, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+        callbacks=[_report_callback(out / "metrics.jsonl")])
+    trainer.compact_heads()
+    tokens = _count_tokens(trainer, shared_prompt=not c.gradient_checkpointing)
     resume = _resume_point(out)
     result = trainer.train(resume_from_checkpoint=resume)
     _finish(trainer, tokenizer, out, {"stage": "dpo", "from": c.model, "reference": c.reference,
