@@ -79,6 +79,8 @@ def test_the_shared_path_is_taken_only_for_pairs_of_one_prompt():
     ids2[3, : len(other[0])] = torch.tensor(other[0])
     assert pair_prompt_lengths(ids2, labels2) is None
     assert pair_prompt_lengths(ids[:5], labels[:5]) is None  # odd rows
+    assert pair_prompt_lengths(ids, labels, mask).tolist() == [len(p) for p in prompts]
+    assert pair_prompt_lengths(ids, labels, mask.flip(1)) is None  # left padding
     no_answer = labels.clone()
     no_answer[1] = -100
     assert pair_prompt_lengths(ids, no_answer) is None

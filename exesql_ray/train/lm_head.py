@@ -23,7 +23,7 @@ are, up to rounding; a batch that is not so shaped takes the plain path.
 from __future__ import annotations
 
 
-def pair_prompt_lengths(input_ids, labels):
+def pair_prompt_lengths(input_ids, labels, attention_mask=None):
     """Each pair's prompt length when the batch is DPO's (rows i and B+i: one prompt, then its
     chosen and its rejected answer, right-padded; labels -100 outside the answers), else None."""
     import torch
@@ -31,6 +31,10 @@ def pair_prompt_lengths(input_ids, labels):
     rows, width = input_ids.shape
     if rows % 2 or rows == 0:
         return None
+    if attention_mask is not None:  # right padding only: each row's tokens from column 0 on, unbroken
+        ends = attention_mask.sum(1, keepdim=True)
+        if not torch.equal(attention_mask.bool(), torch.arange(width, device=input_ids.device)[None, :] < ends):
+            return None
     scored = labels != -100
     if not bool(scored.any(1).all()):
         return None
@@ -103,7 +107,7 @@ def compact_fused_lm_head(model, shared_prompt: bool = False) -> bool:
         ids, prompt_len = kwargs.get("input_ids"), None
         if shared_prompt and not args and ids is not None and not getattr(backbone, "gradient_checkpointing", False) \
                 and set(kwargs) <= {"input_ids", "attention_mask", "use_cache"}:
-            prompt_len = pair_prompt_lengths(ids, labels)
+            prompt_len = pair_prompt_lengths(ids, labels, kwargs.get("attention_mask"))
         if prompt_len is not None:
             hidden = shared_prompt_hidden(backbone, ids, kwargs.get("attention_mask"), prompt_len)[:, :-1]
         else:
