@@ -12,7 +12,6 @@ comparison semantics (`compare.*`) are printed with every result.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 from exesql_ray.config import Config
 from exesql_ray.errors import UserError
 from exesql_ray.intervals import paired_bootstrap, wilson
+from exesql_ray.io import write_json
 from exesql_ray.runs import base_model, model_after
 from exesql_ray.sample_stage import SamplePlan, plan_sampling, read_candidates
 from exesql_ray.summaries import Accuracy, EvalSummary
@@ -125,7 +125,7 @@ def summarize_evaluation(cfg: Config, iteration: int | None, plans, model: str,
         metrics.splits[split] = {e: Accuracy.from_dict(accuracy(read_candidates(plan, e))) for e in plan.engines}
     root = eval_root(cfg, iteration, name)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "metrics.json").write_text(json.dumps(metrics.to_dict(), indent=1))
+    write_json(root / "metrics.json", metrics.to_dict(), "an evaluation's metrics")
     return metrics
 
 

@@ -200,6 +200,12 @@ def atomic_write(out: str | Path, write, what: str = "") -> Path:
     return out
 
 
+def write_json(path: str | Path, obj, what: str = "") -> Path:
+    """`obj` as indented JSON, written whole or not at all (atomic_write)."""
+    text = json.dumps(obj, indent=1)
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text), what)
+
+
 def write_records(records: list[dict], path: str | Path) -> Path:
     """Atomically (temporary name, then rename): a crash leaves no half-written output."""
     p = Path(path)

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from exesql_ray.errors import UserError
+from exesql_ray.io import atomic_write
 
 
 def _json(path: Path) -> dict:
@@ -120,7 +121,7 @@ def plot(data: dict, out: Path) -> list[str]:
 
     def save(fig, name):
         fig.tight_layout()
-        fig.savefig(out / name, dpi=110)
+        atomic_write(out / name, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), "a plot of the report")
         plt.close(fig)
         made.append(name)
 
@@ -282,8 +283,8 @@ def write_report(run_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     pngs = plot(data, out)
     path = out / "report.md"
-    path.write_text(markdown(data, pngs))
-    return path
+    text = markdown(data, pngs)
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text), "the report")
 
 
 def compare_runs(runs: list[str | Path], out: str | Path) -> Path:
@@ -306,10 +307,10 @@ def compare_runs(runs: list[str | Path], out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "compare.md"
-    path.write_text("\n".join(["# EX by engine and dataset (greedy, the last evaluated model of each run)", "",
+    text = ("\n".join(["# EX by engine and dataset (greedy, the last evaluated model of each run)", "",
                                _table(["engine", *cols], [[e, *[row.get(c) for c in cols]] for e, row in table.items()]),
                                "", "Runs:", *models, ""]))
-    return path
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text), "the comparison of runs")
 
 
 def learning_summary(run_dir, manifest: dict, dataset: str) -> str:

@@ -10,7 +10,6 @@ the shards not on disk, so a crashed stage resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import zlib
@@ -23,13 +22,14 @@ import pyarrow.parquet as pq
 
 from exesql_ray.config import Config
 from exesql_ray.data import db_roots, load_dataset, write_parquet_atomic
+from exesql_ray.engines import SOURCE
 from exesql_ray.errors import UserError
+from exesql_ray.io import write_json
 from exesql_ray.prompts import schema_text, sql_prompt
 from exesql_ray.rewards import mine_pairs, pass_at, reward_mode, score, split_valid_neg
 from exesql_ray.runs import base_model, policy_for, sample_dir
-from exesql_ray.summaries import SampleEngine, SampleSummary
 from exesql_ray.schema import schema_of
-from exesql_ray.engines import SOURCE
+from exesql_ray.summaries import SampleEngine, SampleSummary
 
 QUESTION_TYPES = {
     "question_id": pa.string(), "engine": pa.string(), "shard": pa.int64(), "db_id": pa.string(),
@@ -250,7 +250,7 @@ def summarize_sampling(plan: SamplePlan, cfg: Config, seconds: float,
             "tokens": token_counts(rows, tokenizer, cfg.generation.answer_prefix) if tokenizer else {},
         })
     plan.root.mkdir(parents=True, exist_ok=True)
-    (plan.root / "summary.json").write_text(json.dumps(summary.to_dict(), indent=1))
+    write_json(plan.root / "summary.json", summary.to_dict(), "the sampling stage's summary")
     return summary
 
 

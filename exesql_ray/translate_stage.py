@@ -7,7 +7,6 @@ to `<run_dir>/translate/<engine>/part-NNNNN.parquet`, so a re-run skips finished
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from exesql_ray.engines import SOURCE, open_engine
 from exesql_ray.engines.base import InfraError
 from exesql_ray.errors import EngineDown
 from exesql_ray.executor import Executor
+from exesql_ray.io import write_json
 from exesql_ray.sample_stage import split_questions
 from exesql_ray.summaries import TranslateEngine, TranslateSummary
 from exesql_ray.translate import TRANSLATION_FIELDS, translate_example
@@ -126,5 +126,5 @@ def summarize(p: Plan, seconds: float) -> TranslateSummary:
             gold_errors=verdicts.get("gold_error", 0),
             verified_of_all=round(verdicts["verified"] / table.num_rows, 4) if table.num_rows else None)
     (p.root / "summary.json").parent.mkdir(parents=True, exist_ok=True)
-    (p.root / "summary.json").write_text(json.dumps(summary.to_dict(), indent=1))
+    write_json(p.root / "summary.json", summary.to_dict(), "the translation stage's summary")
     return summary

@@ -193,3 +193,26 @@ def test_training_on_a_full_disk_is_one_line_and_finishes_after(tmp_path, transl
     again = run_cli(*args)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (stage / "model" / "config.json").is_file()
+
+
+def test_the_report_on_a_full_disk_is_one_line_and_written_whole_after(tmp_path, sampled_run):
+    """The report's Markdown and plots, written where a few KB are free: one line, no file
+    half-written (none at all of this attempt); with room, the same command writes them."""
+    cfg, _ = sampled_run
+    run = tmp_path / "run"
+    for part in ("translate", "sample/iter-0"):  # what the report reads: summaries and shards
+        shutil.copytree(Path(cfg.run_dir) / part, run / part,
+                        ignore=shutil.ignore_patterns("d_valid", "d_neg", "dpo_pairs"))
+    cmd = [sys.executable, "-m", "controller", "report", str(run)]
+    with tmpfs(run / "report", "24k") as report:
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        _one_line(r, "no space left", str(report), "nothing half-written")
+        assert not [p for p in report.iterdir() if p.name.startswith(".")], list(report.iterdir())  # no temp file
+        written = {p.name: p.stat().st_size for p in report.iterdir()}
+        subprocess.run(["mount", "-o", "remount,size=16m", str(report)], check=True)
+        again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        assert again.returncode == 0, again.stderr[-3000:]
+        md = (report / "report.md").read_text()
+        assert "## Sampling" in md and "report.md" not in written  # the Markdown is the last file written
+        for png in (report).glob("*.png"):
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
