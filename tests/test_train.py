@@ -18,7 +18,8 @@ from conftest import ROOT, run_config, sigint_default, stop_cli
 TRAIN = ["train.num_workers=2", "train.threads_per_worker=1", "train.sft.translation_engines_per_question=null",
          "train.sft.translations=all", "train.dpo.max_pairs=null", "train.resources_per_worker={CPU: 0.5}",
          "train.sft.learning_rate=1e-3", "train.dpo.learning_rate=5e-4",
-         "train.sft.epochs=1", "train.dpo.epochs=0.35", "train.dpo.max_pairs_per_question=4"]
+         "train.sft.epochs=1", "train.dpo.epochs=0.35", "train.dpo.max_pairs_per_question=4",
+         "train.length_grouped=true"]
 
 
 def _run_dir(sampled_run, tmp: Path) -> Path:

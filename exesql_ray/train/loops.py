@@ -274,8 +274,7 @@ def dpo_loop(config: dict) -> None:
 
     out = Path(c.out)
     rows = [conversational(r, "dpo") for r in _rows_from_shard()]
-    if c.length_grouped:  # the reference pass reads the rows in order: similar lengths together
-        rows.sort(key=lambda r: _text_length(r))
+    rows.sort(key=lambda r: _text_length(r))  # the reference pass reads them in order: little padding
     tokenizer = AutoTokenizer.from_pretrained(c.model)
     dtype = getattr(torch, weights_dtype(c))
     # DPOConfig first: under ZeRO-3 it installs the config that from_pretrained partitions by
