@@ -43,10 +43,9 @@ class Manifest:
     def record(self, name: str, info: dict, seconds: float) -> None:
         self.data["stages"][name] = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": round(seconds, 1),
                                      **info}
-        from exesql_ray.io import atomic_write
+        from exesql_ray.io import write_json
 
-        text = json.dumps(self.data, indent=1)
-        atomic_write(self.path, lambda tmp: Path(tmp).write_text(text), f"the manifest's record of stage {name}")
+        write_json(self.path, self.data, f"the manifest's record of stage {name}")
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

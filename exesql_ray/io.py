@@ -200,10 +200,14 @@ def atomic_write(out: str | Path, write, what: str = "") -> Path:
     return out
 
 
-def write_json(path: str | Path, obj, what: str = "") -> Path:
-    """`obj` as indented JSON, written whole or not at all (atomic_write)."""
-    text = json.dumps(obj, indent=1)
+def write_text(path: str | Path, text: str, what: str = "") -> Path:
+    """`text` written whole or not at all (atomic_write)."""
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text), what)
+
+
+def write_json(path: str | Path, obj, what: str = "") -> Path:
+    """`obj` as indented JSON, written whole or not at all."""
+    return write_text(path, json.dumps(obj, indent=1), what)
 
 
 def write_records(records: list[dict], path: str | Path) -> Path:

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from exesql_ray.errors import UserError
-from exesql_ray.io import atomic_write
+from exesql_ray.io import atomic_write, write_text
 
 
 def _json(path: Path) -> dict:
@@ -283,8 +283,7 @@ def write_report(run_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     pngs = plot(data, out)
     path = out / "report.md"
-    text = markdown(data, pngs)
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text), "the report")
+    return write_text(path, markdown(data, pngs), "the report")
 
 
 def compare_runs(runs: list[str | Path], out: str | Path) -> Path:
@@ -307,10 +306,10 @@ def compare_runs(runs: list[str | Path], out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "compare.md"
-    text = ("\n".join(["# EX by engine and dataset (greedy, the last evaluated model of each run)", "",
-                               _table(["engine", *cols], [[e, *[row.get(c) for c in cols]] for e, row in table.items()]),
-                               "", "Runs:", *models, ""]))
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text), "the comparison of runs")
+    text = "\n".join(["# EX by engine and dataset (greedy, the last evaluated model of each run)", "",
+                      _table(["engine", *cols], [[e, *[row.get(c) for c in cols]] for e, row in table.items()]),
+                      "", "Runs:", *models, ""])
+    return write_text(path, text, "the comparison of runs")
 
 
 def learning_summary(run_dir, manifest: dict, dataset: str) -> str:

@@ -31,9 +31,9 @@ def pair_prompt_lengths(input_ids, labels, attention_mask=None):
     rows, width = input_ids.shape
     if rows % 2 or rows == 0:
         return None
+    columns = torch.arange(width, device=input_ids.device)[None, :]
     if attention_mask is not None:  # right padding only: each row's tokens from column 0 on, unbroken
-        ends = attention_mask.sum(1, keepdim=True)
-        if not torch.equal(attention_mask.bool(), torch.arange(width, device=input_ids.device)[None, :] < ends):
+        if not torch.equal(attention_mask.bool(), columns < attention_mask.sum(1, keepdim=True)):
             return None
     scored = labels != -100
     if not bool(scored.any(1).all()):
@@ -42,7 +42,7 @@ def pair_prompt_lengths(input_ids, labels, attention_mask=None):
     half = rows // 2
     if not torch.equal(starts[:half], starts[half:]):
         return None
-    in_prompt = torch.arange(width, device=input_ids.device)[None, :] < starts[:half, None]
+    in_prompt = columns < starts[:half, None]
     if not torch.equal(input_ids[:half][in_prompt], input_ids[half:][in_prompt]):
         return None
     return starts[:half]
