@@ -280,6 +280,12 @@ def main() -> None:
                     "with a verified gold per engine too")
     ap.add_argument("--no-speed", action="store_true", help="EX only: skip the throughput figures (the match run "
                     "measures them; they do not depend on the reward)")
+    ap.add_argument("--mix", choices=["single", "mixed", "replay"], help="iteration 0's training as one dialect mix "
+                    "(bench/arms.py), at the mixed model's token budget, against the mixed model")
+    ap.add_argument("--hold-out", metavar="ENGINE", help="train on the other dialects only, evaluate on ENGINE and SQLite")
+    ap.add_argument("--n-ablation", action="store_true", help="one sampling round at n=16 from iteration 0's model: "
+                    "pass@k and the D_Valid each N would give")
+    ap.add_argument("--ablation-questions", type=int, default=100, help="train questions of --n-ablation's round")
     ap.add_argument("overrides", nargs="*", metavar="key.sub=value")
     args = ap.parse_args()
     t_start = time.time()
@@ -307,6 +313,14 @@ def main() -> None:
     if args.reward == "exec":
         start_from_match_run(cfg, say)
     ray = local_ray()
+    if args.mix or args.hold_out or args.n_ablation:  # experiments on the finished run (bench/arms.py)
+        from arms import dialect_arms, n_ablation
+
+        line = (n_ablation(cfg, 16, args.ablation_questions, say) if args.n_ablation
+                else dialect_arms(cfg, args.mix, args.hold_out, say))
+        line.update(peak_gb=memory.stop(), minutes=round((time.time() - t_start) / 60, 1))
+        print(json.dumps(line))
+        return
     manifest = run_pipeline(cfg, progress=say)
     iterations = cfg.pipeline.iterations
     for k in range(1, iterations + 1):

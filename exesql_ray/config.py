@@ -260,6 +260,10 @@ class SFTStageConfig(StageTrainConfig):
     # Iteration 0's SFT starts from the base model and, without pipeline.sample_base, has only
     # D_Trans: it may want more epochs than the later ones (default: `epochs`).
     first_epochs: int | None = Field(default=None, ge=1)
+    # Train on exactly these rows instead of D_Valid and D_Trans: a Parquet file with prompt and
+    # completion columns, and optionally phase (phases train one after another, the rows of each
+    # shuffled). bench/learning.py's dialect-mixing arms write one (exesql_ray/train/mix.py).
+    rows_from: str | None = None
 
 
 class DPOStageConfig(StageTrainConfig):

@@ -13,6 +13,7 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from exesql_ray.config import Config
@@ -42,6 +43,9 @@ def sft_rows(cfg: Config, iteration: int) -> tuple[list[dict], Counter]:
         counts[source] += 1
 
     s = cfg.train.sft
+    if s.rows_from:
+        given = given_rows(Path(s.rows_from))
+        return given, Counter(rows_from=len(given))
     for engine in cfg.engines.targets:
         valid = _read(root / "d_valid" / f"{engine}.parquet")
         if valid and (s.valid_per_frontier is not None or s.valid_per_solved is not None):
@@ -76,6 +80,22 @@ def sft_rows(cfg: Config, iteration: int) -> tuple[list[dict], Counter]:
     return rows, counts
 
 
+def given_rows(path: Path) -> list[dict]:
+    """train.sft.rows_from: prompt, completion and an optional phase per row, in file order."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as e:
+        raise UserError(f"train.sft.rows_from: {path}: {str(e).splitlines()[0]}") from None
+    missing = {"prompt", "completion"} - set(table.column_names)
+    if missing:
+        raise UserError(f"train.sft.rows_from: {path} has no column {', '.join(sorted(missing))}")
+    cols = [c for c in ("prompt", "completion", "phase") if c in table.column_names]
+    rows = [{**r, "source": "rows_from"} for r in table.select(cols).to_pylist()]
+    if not rows:
+        raise UserError(f"train.sft.rows_from: {path} holds no rows")
+    return rows
+
+
 def _pass_counts(shards: Path) -> dict[tuple, tuple[int, int]]:
     """Passing and judged samples per question from one engine's shards of the round."""
     from exesql_ray.rewards import pass_counts
@@ -83,8 +103,6 @@ def _pass_counts(shards: Path) -> dict[tuple, tuple[int, int]]:
     files = sorted(shards.glob("part-*.parquet"))
     if not files:
         return {}
-    import pyarrow as pa
-
     cols = ["engine", "question_id", "outcome"]
     return pass_counts(pa.concat_tables([pq.read_table(f, columns=cols) for f in files]).to_pylist())
 
@@ -159,8 +177,6 @@ def grpo_rows(cfg: Config, iteration: int) -> tuple[list[dict], Counter]:
         files = sorted((root / engine).glob("part-*.parquet"))
         if not files:
             continue
-        import pyarrow as pa
-
         cands = pa.concat_tables([pq.read_table(f) for f in files]).to_pylist()
         per_q = _pass_counts(root / engine)
         firsts = {}
@@ -206,6 +222,17 @@ def within_length(rows: list[dict], tokenizer, max_length: int, stage: str) -> t
         if len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) + longest <= max_length:
             keep.append(r)
     return keep, len(rows) - len(keep)
+
+
+def phased_order(phases: list[int], seed: int) -> list[int]:
+    """Row indices phase by phase (phases in ascending order), each phase's rows shuffled."""
+    rng = random.Random(seed)
+    order = []
+    for p in sorted(set(phases)):
+        part = [i for i, x in enumerate(phases) if x == p]
+        rng.shuffle(part)
+        order.extend(part)
+    return order
 
 
 def length_grouped_order(lengths: list[int], batch_size: int, seed: int) -> list[int]:

@@ -19,7 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
-from exesql_ray.train.data import conversational, length_grouped_order
+from exesql_ray.train.data import conversational, length_grouped_order, phased_order
 from exesql_ray.train.lm_head import compact_fused_lm_head
 from exesql_ray.train.settings import WorkerSettings
 
@@ -151,21 +151,21 @@ def _count_tokens(trainer, shared_prompt: bool = False) -> TokenCount:
     return counter
 
 
-class LengthGroupedBatches:
-    """A sampler over `length_grouped_order`: the same order on every rank (the distributed
-    dataloader deals its batches out), a new one each epoch."""
+class EpochOrder:
+    """A sampler over `order(seed)`: the same order on every rank (the distributed dataloader
+    deals its batches out), a new one each epoch (the seed plus the epoch)."""
 
-    def __init__(self, lengths: list[int], batch_size: int, seed: int):
-        self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
+    def __init__(self, size: int, order, seed: int):
+        self.size, self.order, self.seed, self.epoch = size, order, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.lengths)
+        return self.size
 
     def __iter__(self):
-        return iter(length_grouped_order(self.lengths, self.batch_size, self.seed + self.epoch))
+        return iter(self.order(self.seed + self.epoch))
 
 
 def _row_lengths(dataset) -> list[int]:
@@ -177,15 +177,23 @@ def _row_lengths(dataset) -> list[int]:
             zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"])]
 
 
-def _length_grouped(trainer_class, c: WorkerSettings):
-    """`trainer_class` whose training batches group rows of similar length (train.length_grouped)."""
+def _batch_order(trainer_class, c: WorkerSettings, phases: list[int] | None = None):
+    """`trainer_class` whose training batches group rows of similar length (train.length_grouped),
+    or keep rows of several phases in phase order."""
+    if phases and len(set(phases)) > 1:
+        class Phased(trainer_class):
+            def _get_train_sampler(self, train_dataset=None):
+                return EpochOrder(len(phases), lambda seed: phased_order(phases, seed), self.args.seed)
+
+        return Phased
     if not c.length_grouped:
         return trainer_class
 
     class LengthGrouped(trainer_class):
         def _get_train_sampler(self, train_dataset=None):
             ds = train_dataset if train_dataset is not None else self.train_dataset
-            return LengthGroupedBatches(_row_lengths(ds), self.args.per_device_train_batch_size, self.args.seed)
+            lengths, size = _row_lengths(ds), self.args.per_device_train_batch_size
+            return EpochOrder(len(lengths), lambda seed: length_grouped_order(lengths, size, seed), self.args.seed)
 
     return LengthGrouped
 
@@ -247,11 +255,13 @@ def sft_loop(config: dict) -> None:
     from trl import SFTConfig, SFTTrainer
 
     out = Path(c.out)
-    rows = [conversational(r, "sft") for r in _rows_from_shard()]
+    given = _rows_from_shard()
+    rows = [conversational(r, "sft") for r in given]
+    phases = [r.get("phase") or 0 for r in given]  # train.sft.rows_from may order rows in phases
     tokenizer = AutoTokenizer.from_pretrained(c.model)
     args = SFTConfig(**_common_args(c, out), completion_only_loss=True,
                      model_init_kwargs={"dtype": weights_dtype(c)})
-    trainer = _compact_heads(_length_grouped(SFTTrainer, c))(
+    trainer = _compact_heads(_batch_order(SFTTrainer, c, phases))(
         model=c.model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
         callbacks=[_report_callback(out / "metrics.jsonl")])
     trainer.compact_heads()
@@ -287,7 +297,7 @@ def dpo_loop(config: dict) -> None:
     ref = None  # None: TRL copies the starting policy
     if c.reference != c.model:
         ref = AutoModelForCausalLM.from_pretrained(c.reference, dtype=dtype)
-    trainer = _compact_heads(_length_grouped(DPOTrainer, c), shared_prompt=True)(
+    trainer = _compact_heads(_batch_order(DPOTrainer, c), shared_prompt=True)(
         model=c.model, ref_model=ref, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
         callbacks=[_report_callback(out / "metrics.jsonl")])
     trainer.compact_heads()
