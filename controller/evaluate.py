@@ -35,7 +35,7 @@ def run_eval_stage(cfg: Config, iteration: int | None, generators: list | None =
 
 
 def run_benchmark_eval(cfg: Config, dataset: str, path: str, splits: list[str], model, name: str,
-                       progress=print) -> tuple[Config, EvalSummary]:
+                       progress=print, generators: list | None = None) -> tuple[Config, EvalSummary]:
     """EX of `model` on any dataset's splits, with the run's engines and settings: migrate
     their databases, verify the gold for each engine by stage 1 (skipped where done), then
     evaluate. Returns (the benchmark's config, the metrics)."""
@@ -48,4 +48,4 @@ def run_benchmark_eval(cfg: Config, dataset: str, path: str, splits: list[str], 
     tr = run_translate_stage(bcfg, progress=progress)
     for engine, st in tr.engines.items():
         progress(f"gold for {engine} on {dataset} {'/'.join(splits)}: {st.describe()} (stage 1)")
-    return bcfg, run_eval_stage(bcfg, None, progress=progress, model=model, name=name)
+    return bcfg, run_eval_stage(bcfg, None, generators, progress=progress, model=model, name=name)

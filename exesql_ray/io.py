@@ -200,6 +200,19 @@ def atomic_write(out: str | Path, write, what: str = "") -> Path:
     return out
 
 
+def shard_done(path: str | Path, ids: set[str], column: str) -> bool:
+    """Whether a stage's shard is on disk and holds exactly `ids` in `column`. A shard of a
+    folder reused with other questions (another subset or split of a benchmark under the same
+    name) holds others: it is redone, not read as this one."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        return set(pq.read_table(path, columns=[column]).column(column).to_pylist()) == ids
+    except Exception:  # unreadable or without the column: not this shard
+        return False
+
+
 def write_text(path: str | Path, text: str, what: str = "") -> Path:
     """`text` written whole or not at all (atomic_write)."""
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text), what)

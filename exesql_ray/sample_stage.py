@@ -24,7 +24,7 @@ from exesql_ray.config import Config
 from exesql_ray.data import db_roots, load_dataset, write_parquet_atomic
 from exesql_ray.engines import SOURCE
 from exesql_ray.errors import UserError
-from exesql_ray.io import write_json
+from exesql_ray.io import shard_done, write_json
 from exesql_ray.prompts import schema_text, sql_prompt
 from exesql_ray.rewards import mine_pairs, pass_at, reward_mode, score, split_valid_neg
 from exesql_ray.runs import base_model, policy_for, sample_dir
@@ -140,7 +140,7 @@ def plan_sampling(cfg: Config, iteration: int, engines: list[str] | None = None,
             for r in part:
                 r["shard"] = i // size
             shards.append(SampleShard(engine, i // size, str(root / engine / f"part-{i // size:05d}.parquet"), part))
-    todo = [s for s in shards if not Path(s.path).exists()]
+    todo = [s for s in shards if not shard_done(s.path, {q["question_id"] for q in s.questions}, "question_id")]
     return SamplePlan(iteration, engines, root, str(model), cfg.generation.n, shards, todo, len(with_db),
                       len(examples) - len(with_db), db_roots(with_db), gold_source)
 
@@ -211,7 +211,7 @@ class ShardWriter:
 
 
 def read_candidates(plan: SamplePlan, engine: str) -> list[dict]:
-    files = sorted((plan.root / engine).glob("part-*.parquet"))
+    files = [s.path for s in plan.shards if s.engine == engine and Path(s.path).is_file()]
     return pa.concat_tables([pq.read_table(f) for f in files]).to_pylist() if files else []
 
 

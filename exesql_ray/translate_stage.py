@@ -23,7 +23,7 @@ from exesql_ray.engines import SOURCE, open_engine
 from exesql_ray.engines.base import InfraError
 from exesql_ray.errors import EngineDown
 from exesql_ray.executor import Executor
-from exesql_ray.io import write_json
+from exesql_ray.io import shard_done, write_json
 from exesql_ray.sample_stage import split_questions
 from exesql_ray.summaries import TranslateEngine, TranslateSummary
 from exesql_ray.translate import TRANSLATION_FIELDS, translate_example
@@ -46,6 +46,7 @@ class Plan:
     examples: int
     skipped_missing_db: int
     db_roots: list[str] | None
+    shards: dict[str, list[Path]]  # engine → every shard of the stage, done or not
 
 
 def repair_backend(cfg: Config):
@@ -65,13 +66,15 @@ def plan(cfg: Config) -> Plan:
     with_db = [e for e in examples if e.has_db]
     root = Path(cfg.run_dir) / "translate"
     size = cfg.translate.shard_size
-    tasks = []
+    tasks, shards = [], {}
     for engine in engines:
         for i in range(0, len(with_db), size):
             path = root / engine / f"part-{i // size:05d}.parquet"
-            if not path.exists():
-                tasks.append(ShardTask(engine, str(path), [dataclasses.asdict(e) for e in with_db[i:i + size]]))
-    return Plan(engines, root, tasks, len(with_db), len(examples) - len(with_db), db_roots(with_db))
+            shards.setdefault(engine, []).append(path)
+            part = with_db[i:i + size]
+            if not shard_done(path, {e.id for e in part}, "id"):
+                tasks.append(ShardTask(engine, str(path), [dataclasses.asdict(e) for e in part]))
+    return Plan(engines, root, tasks, len(with_db), len(examples) - len(with_db), db_roots(with_db), shards)
 
 
 class ShardTranslator:
@@ -85,7 +88,7 @@ class ShardTranslator:
         self.opts = CompareOptions.from_config(cfg.compare)
 
     def __call__(self, task: ShardTask) -> dict:
-        if Path(task.path).exists():  # done by an earlier attempt (a restarted actor)
+        if shard_done(task.path, {e["id"] for e in task.examples}, "id"):  # an earlier attempt's (a restarted actor)
             return {"path": task.path, "engine": task.engine, "examples": len(task.examples), "written": False}
         target = self.targets.get(task.engine)
         if target is None:
@@ -108,11 +111,11 @@ class ShardTranslator:
 
 
 def summarize(p: Plan, seconds: float) -> TranslateSummary:
-    """Counts from every shard on disk; D_Trans (verified rows) per engine."""
+    """Counts from the stage's shards on disk; D_Trans (verified rows) per engine."""
     summary = TranslateSummary(examples=p.examples, skipped_missing_db=p.skipped_missing_db, engines={},
                                seconds=round(seconds, 1))
     for engine in p.engines:
-        shards = [pq.read_table(f) for f in sorted((p.root / engine).glob("part-*.parquet"))]
+        shards = [pq.read_table(f) for f in p.shards.get(engine, []) if f.is_file()]
         if not shards:
             continue
         table = pa.concat_tables(shards)

@@ -77,3 +77,10 @@ def test_every_readers_eval_split_evaluates(tmp_path, tiny, ray_local):
         assert not unknown, (dataset, unknown[:2])
         if dataset == "spider_dk":  # before: only the questions on its 3 own databases verified (~27%)
             assert sum(r["verdict"] == "verified" for r in recs) >= 8, [(r["verdict"], r["error"]) for r in recs]
+    # the same benchmark folder for another set: its gold is verified anew (the shards of the
+    # sets before hold other questions), not read from them (it was: no question judged)
+    cfg.data.questions = {"SQL_sort_order": 3}
+    _, m = run_benchmark_eval(cfg, "dr_spider", str(shared("spider_variants/dr_spider")), ["SQL_sort_order"], tiny,
+                              "tiny", progress=lambda _: None)
+    a = m.splits["SQL_sort_order"]["duckdb"]
+    assert a.questions == 3 and a.judged == 3, a

@@ -44,6 +44,19 @@ def test_stage_records_d_trans_and_resume(ray_local, test_config, migrated_synth
     again = run_translate_stage(cfg, progress=lambda m: None)
     assert victim.exists() and all(q.stat().st_mtime_ns == t for q, t in before.items())
     assert again.engines == summary.engines
+    # the same folder for other questions (a benchmark evaluated again at another size): each
+    # shard that holds other questions is redone; the counts and D_Trans are the new set's only
+    fewer = _cfg(tmp_path, synth_data)
+    fewer.data.questions = {"train": 40}
+    p = plan(fewer)
+    assert p.tasks and p.examples < n
+    small = run_translate_stage(fewer, progress=lambda m: None)
+    assert not plan(fewer).tasks
+    for engine in ("postgres", "duckdb", "mysql"):
+        ids = {i for f in p.shards[engine] for i in pq.read_table(f, columns=["id"]).column("id").to_pylist()}
+        assert len(ids) == p.examples == sum(small.engines[engine].verdicts.values())
+        d_trans = pq.read_table(tmp_path / "d_trans" / f"{engine}.parquet").column("id").to_pylist()
+        assert d_trans and set(d_trans) <= ids
 
 
 def test_runner_writes_what_a_shard_translator_gives(ray_local, test_config, migrated_synth, synth_data, tmp_path):
