@@ -275,6 +275,11 @@ class DPOStageConfig(StageTrainConfig):
     max_pairs: int | None = Field(default=None, ge=1)
     # Where no sample of a question passed, the verified gold query is the chosen side.
     gold_as_chosen: bool = True
+    # Pair each rejected answer only with a chosen one of as many clauses (JOIN, WHERE, GROUP
+    # BY, HAVING, ORDER BY, LIMIT): DPO on a 135M model learns the clause count that tells a
+    # round's chosen answers from its rejected ones, not which columns or conditions do
+    # (docs/LOG.md, 2026-12-08).
+    same_clauses: bool = False
     # sft: the policy DPO starts from (this iteration's SFT output), the usual DPO anchor;
     # iteration_start: the policy the iteration sampled from. Measured on the quickstart,
     # iteration_start makes DPO start with margins ~10 and loss ~0.001 (the SFT gain already

@@ -176,17 +176,38 @@ def _answer_text(r: dict) -> str:
     return sql_answer(r["sql"]) if (r["sql"] or "").strip() else (r.get("completion") or "")
 
 
+CLAUSES = ("JOIN", "WHERE", "GROUP_BY", "HAVING", "ORDER_BY", "LIMIT")
+
+
+def clause_count(sql: str, dialect: str | None = None) -> int:
+    """The query's JOIN, WHERE, GROUP BY, HAVING, ORDER BY and LIMIT keywords (sqlglot's
+    tokenizer: a keyword inside a string or a quoted name is not one); -1 when it does not
+    tokenize."""
+    from sqlglot.dialects.dialect import Dialect
+    from sqlglot.errors import TokenError
+    from sqlglot.tokens import TokenType
+
+    kinds = {getattr(TokenType, c) for c in CLAUSES}
+    try:
+        return sum(t.token_type in kinds for t in Dialect.get_or_raise(dialect).tokenize(sql))
+    except TokenError:
+        return -1
+
+
 def mine_pairs(valid: list[dict], neg: list[dict], *, gold: dict[tuple, str] | None = None,
-               max_pairs_per_question: int = 4, seed: int = 0) -> list[dict]:
+               max_pairs_per_question: int = 4, seed: int = 0, same_clauses: bool = False,
+               dialect: str | None = None) -> list[dict]:
     """DPO rows `prompt, chosen, rejected, rejected_kind` from candidates of the same question.
 
     Negatives alternate between `error` (does not run) and `wrong` (runs, wrong result) so
     neither kind dominates, at most `max_pairs_per_question` per question; chosen answers are
     cycled so each passing query is used. `gold` ((engine, question_id) → verified SQL) gives
     the chosen side for questions where no sample passed (a model that cannot yet answer still
-    learns what it should have written); None uses sampled passes only.
+    learns what it should have written); None uses sampled passes only. `same_clauses`: each
+    rejected answer goes with a chosen one of as many clauses (`clause_count` in `dialect`),
+    and one with no such partner is passed over for the next.
     """
-    from exesql_ray.prompts import sql_answer
+    from exesql_ray.prompts import extract_sql, sql_answer
 
     by_q: dict[tuple, dict] = defaultdict(lambda: {"valid": [], "error": [], "wrong": [], "prompt": None})
     for r in valid:
@@ -207,13 +228,21 @@ def mine_pairs(valid: list[dict], neg: list[dict], *, gold: dict[tuple, str] | N
         rng = random.Random(zlib.crc32(f"{seed}/{engine}/{qid}".encode()))
         kinds = {k: rng.sample(q[k], len(q[k])) for k in ("error", "wrong")}
         order = ["wrong", "error"] if rng.random() < 0.5 else ["error", "wrong"]
-        picked = []
+        shape = {c: clause_count(extract_sql(c), dialect) for c in chosen} if same_clauses else {}
+        picked = []  # (rejected candidate, its chosen answer)
         while len(picked) < max_pairs_per_question and (kinds["error"] or kinds["wrong"]):
             for k in order:
                 if kinds[k] and len(picked) < max_pairs_per_question:
-                    picked.append(kinds[k].pop())
-        for i, r in enumerate(picked):
-            pairs.append({"prompt": q["prompt"], "chosen": chosen[i % len(chosen)],
+                    r = kinds[k].pop()
+                    if not same_clauses:
+                        picked.append((r, chosen[len(picked) % len(chosen)]))
+                        continue
+                    n = clause_count(r["sql"] or "", dialect)
+                    alike = [c for c in chosen if shape[c] == n]
+                    if alike:
+                        picked.append((r, alike[len(picked) % len(alike)]))
+        for r, c in picked:
+            pairs.append({"prompt": q["prompt"], "chosen": c,
                           "rejected": _answer_text(r), "rejected_kind": r["outcome"],
                           "engine": engine, "question_id": qid, "chosen_from": "sample" if q["valid"] else "gold"})
     return pairs

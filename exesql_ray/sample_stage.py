@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from exesql_ray.config import Config
 from exesql_ray.data import db_roots, load_dataset, write_parquet_atomic
-from exesql_ray.engines import SOURCE
+from exesql_ray.engines import SOURCE, engine_class
 from exesql_ray.errors import UserError
 from exesql_ray.io import shard_done, write_json
 from exesql_ray.prompts import schema_text, sql_prompt
@@ -230,7 +230,8 @@ def summarize_sampling(plan: SamplePlan, cfg: Config, seconds: float,
         valid, neg = split_valid_neg(rows)
         gold = {(engine, r["question_id"]): r["gold_sql"] for r in rows if r["gold_sql"]}
         pairs = mine_pairs(valid, neg, gold=gold if cfg.train.dpo.gold_as_chosen else None,
-                           max_pairs_per_question=cfg.train.dpo.max_pairs_per_question, seed=cfg.seed)
+                           max_pairs_per_question=cfg.train.dpo.max_pairs_per_question, seed=cfg.seed,
+                           same_clauses=cfg.train.dpo.same_clauses, dialect=engine_class(engine).dialect)
         for name, part in (("d_valid", valid), ("d_neg", neg)):
             write_parquet_atomic(pa.Table.from_pylist([{k: r[k] for k in SHARD_SCHEMA.names} for r in part],
                                                       schema=SHARD_SCHEMA), plan.root / name / f"{engine}.parquet")

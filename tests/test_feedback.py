@@ -6,7 +6,9 @@ import itertools
 
 import pytest
 
-from exesql_ray.rewards import (GRPO_REWARD, grpo_reward, is_frontier, mine_pairs, pass_at, pass_at_k, pass_counts,
+from exesql_ray.prompts import extract_sql
+from exesql_ray.rewards import (GRPO_REWARD, clause_count, grpo_reward, is_frontier, mine_pairs, pass_at, pass_at_k,
+                                pass_counts,
                                 runs_but_wrong_share,
                                 split_valid_neg, valid_for_sft)
 from conftest import TARGETS_HERE
@@ -68,6 +70,27 @@ def test_pairs_come_from_the_models_own_samples_and_gold_only_as_fallback():
     assert len(q2) == 4 and all(p["chosen_from"] == "gold" and "gold2" in p["chosen"] for p in q2)
     # without the gold fallback, a question no sample got right gives no pair
     assert mine_pairs(valid, neg, gold=None, max_pairs_per_question=4, seed=0) == q1
+
+
+def test_clause_count_reads_keywords_not_strings_or_names():
+    assert clause_count("SELECT a FROM t JOIN u ON t.x = u.y WHERE a = 'where' GROUP BY a HAVING count(*) > 1 "
+                        "ORDER BY a LIMIT 3", "postgres") == 6
+    assert clause_count('SELECT "limit" FROM t', "postgres") == 0
+    assert clause_count("SELECT `where` FROM t WHERE b = 1", "mysql") == 1
+
+
+def test_same_clauses_pairs_each_rejected_answer_with_a_chosen_one_of_its_shape():
+    valid = [_cand("duckdb", "q", 0, "pass", "SELECT a FROM t WHERE b = 1"),
+             _cand("duckdb", "q", 1, "pass", "SELECT a FROM t JOIN u ON t.k = u.k WHERE u.b = 1")]
+    neg = [_cand("duckdb", "q", 2, "wrong", "SELECT a FROM t"),                        # 0 clauses: no partner
+           _cand("duckdb", "q", 3, "wrong", "SELECT a FROM t WHERE b = 2"),            # 1
+           _cand("duckdb", "q", 4, "error", "SELECT a FROM t JOIN u ON t.k = u.k WHERE c = 1")]  # 2
+    pairs = mine_pairs(valid, neg, max_pairs_per_question=4, seed=0, same_clauses=True, dialect="duckdb")
+    shapes = [(clause_count(extract_sql(p["chosen"]), "duckdb"), clause_count(extract_sql(p["rejected"]), "duckdb"))
+              for p in pairs]
+    assert sorted(shapes) == [(1, 1), (2, 2)]
+    # without it the short rejected answer is mined too, against a chosen one with more clauses
+    assert len(mine_pairs(valid, neg, max_pairs_per_question=4, seed=0)) == 3
 
 
 def test_grpo_reward_shape():
