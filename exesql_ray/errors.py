@@ -1,9 +1,9 @@
 """Errors a user can act on.
 
 A UserError is bad input (a path, a file, a setting): the CLI prints its one line on stderr
-and exits 2. `DiskFull` is one too: the machine, not the SQL, stopped the work, and the one
-line says where and that nothing half-written was left. Anything else is a bug and keeps its
-traceback.
+and exits 2. `DiskFull` and `OutOfMemory` are ones too: the machine, not the SQL, stopped the
+work, and the one line says where, what to change, and that what finished is kept. Anything
+else is a bug and keeps its traceback.
 
 `user_error_in` finds such an error however deep a Ray actor, task or Ray Data UDF wrapped it
 (RayTaskError, UserCodeException, Ray Train's TrainingFailedError), so that the user sees its
@@ -33,6 +33,11 @@ class EngineDown(UserError):
     retries: the stage stops, keeps what it wrote, and records nothing about the SQL."""
 
 
+class OutOfMemory(UserError):
+    """Ray's memory monitor killed a worker: the machine, not the SQL or the data, stopped
+    the work; what finished is kept and a re-run resumes it."""
+
+
 def disk_full(path, exc: OSError, what: str = "") -> DiskFull:
     """The one line for a write to `path` that failed with ENOSPC or EDQUOT."""
     done = f"{what}; " if what else ""
@@ -48,7 +53,8 @@ def _inner(exc: BaseException) -> list[BaseException]:
 
 
 def user_error_in(exc: BaseException, _depth: int = 0) -> UserError | None:
-    """The UserError (or a disk-full OSError, as a DiskFull) inside `exc`, or None for a bug."""
+    """The UserError (or a disk-full OSError, as a DiskFull; a worker Ray killed for memory, as
+    an OutOfMemory) inside `exc`, or None for a bug."""
     seen, todo = set(), [exc]
     while todo:
         e = todo.pop(0)
@@ -66,7 +72,7 @@ def user_error_in(exc: BaseException, _depth: int = 0) -> UserError | None:
                             "and shards are kept; the file it was writing is written again)")
         todo.extend(_inner(e))
         if type(e).__module__.startswith("ray."):
-            found = _from_ray_text(str(e))
+            found = _from_ray_text(str(e)) or _out_of_memory(str(e))
             if found is not None:
                 return found
     return None
@@ -107,3 +113,16 @@ def disk_full_under(folder, need_bytes: int) -> DiskFull | None:
     return DiskFull(f"no space left on the device under {folder} ({free / 2**20:.1f} MiB free; a checkpoint of this "
                     f"model takes about {need_bytes / 2**20:.0f} MiB): training stopped; its last complete "
                     "checkpoint is kept: free some space and run the same command again")
+
+
+_LOW_MEMORY = re.compile(r"running low on memory.*?was ([\d.]+GB)(?: used)? / ([\d.]+GB)", re.S)
+
+
+def _out_of_memory(text: str) -> OutOfMemory | None:
+    m = _LOW_MEMORY.search(text)
+    if m is None:
+        return None
+    return OutOfMemory(f"Ray stopped a worker because this machine ran low on memory ({m.group(1)} of "
+                       f"{m.group(2)} in use): run the command alone, or lower train.<stage>.batch_size or "
+                       "max_length (training) or sample.generate_batch_size (sampling); finished stages, shards "
+                       "and checkpoints are kept and the same command resumes")

@@ -69,6 +69,25 @@ def test_a_user_error_inside_an_actor_or_a_udf_comes_back_as_its_line(ray_local)
     assert user_error_in(RuntimeError("a bug")) is None  # a bug keeps its traceback
 
 
+def test_a_worker_killed_for_memory_is_the_machine_not_a_bug():
+    """Ray's memory monitor ends a training run with a ControllerError and a task with an
+    OutOfMemoryError; both are one line that says what to do, not "an unexpected error (a bug)"."""
+    from ray.exceptions import OutOfMemoryError
+    from ray.train import ControllerError
+
+    from exesql_ray.errors import OutOfMemory, user_error_in
+
+    train = ControllerError(RuntimeError(
+        "Training failed due to controller error:\n5 worker(s) were killed due to the node running low on memory. "
+        "Memory on the node (IP: 192.0.2.2, ID: 41b9) was 22.33GB used / 23.54GB limit (0.948649)"))
+    task = OutOfMemoryError("Task was killed due to the node running low on memory.\nMemory on the node (IP: 1, "
+                            "ID: 2) where the task was running was 22.33GB / 23.54GB (0.948649)")
+    for e in (train, task):
+        inner = user_error_in(e)
+        assert type(inner) is OutOfMemory and "\n" not in str(inner), e
+        assert "22.33GB of 23.54GB" in str(inner) and "batch_size" in str(inner)
+
+
 @contextmanager
 def tmpfs(path: Path, size: str):
     """A small tmpfs (the tests run as root); skipped with the reason where mounting is refused."""
