@@ -116,10 +116,9 @@ def dialect_arms(cfg, mix: str | None, held_out: str | None, say) -> dict:
         trained = summary.get("tokens") or {}
         results[name] = {"engines": arm.engines, "rows": len(arm.rows), "tokens_claimed": arm.tokens,
                          "tokens_trained": trained.get("prompt", 0) + trained.get("completion", 0),
-                         "ex": evaluate_arm(cfg, name, model, eval_on, say)}
+                         "model": model, "ex": evaluate_arm(cfg, name, model, eval_on, say)}
     if held_out:  # the mixed model on SQLite too, for the comparison
-        results[MIXED]["ex"].update(evaluate_arm(cfg, MIXED, Path(cfg.run_dir) / "bench" / "arms" / "mixed" / "train"
-                                                 / "iter-0" / "sft" / "model", ["sqlite"], say))
+        results[MIXED]["ex"].update(evaluate_arm(cfg, MIXED, results[MIXED]["model"], ["sqlite"], say))
 
     print(f"dialect arms on {len(next(iter(results[MIXED]['ex'].values()))['outcomes'])} Spider dev questions "
           f"(greedy, 95% Wilson), each model trained on about {budget} tokens of iteration 0's data:")
@@ -151,10 +150,10 @@ def dialect_arms(cfg, mix: str | None, held_out: str | None, say) -> dict:
 def n_ablation(cfg, n: int, questions: int, say) -> dict:
     """One sampling round at n samples per question from iteration 0's model on a seeded subset
     of the run's train questions, in the run's bench/n-ablation/ folder: pass@k (unbiased
-    estimator) for k = 1, 2, 4, … n, and for each N the D_Valid (distinct passing queries) and
-    the frontier share that sampling only the first N would have given."""
+    estimator) for k = 1, 2, 4, … n, and for each N the D_Valid (`split_valid_neg`, as the
+    stage builds it) and the frontier share that sampling only the first N would have given."""
     from controller.sample import run_sample_stage
-    from exesql_ray.rewards import pass_at
+    from exesql_ray.rewards import pass_at, split_valid_neg
     from exesql_ray.runs import train_dir
     from exesql_ray.sample_stage import powers_of_two
 
@@ -180,8 +179,7 @@ def n_ablation(cfg, n: int, questions: int, say) -> dict:
         out["d_valid"][e], out["frontier_share"][e] = {}, {}
         for k in ks:
             first = [r for r in rows if r["sample_idx"] < k]
-            out["d_valid"][e][k] = len({(r["question_id"], " ".join(r["sql"].split())) for r in first
-                                        if r["outcome"] == "pass"})
+            out["d_valid"][e][k] = len(split_valid_neg(first)[0])
             out["frontier_share"][e][k] = pass_at(first)[e]["frontier_share"]
         say(f"n-ablation {e}: " + ", ".join(f"pass@{k} {v:.3f}" for k, v in out["pass_at"][e].items())
             + "; D_Valid by N " + ", ".join(f"{k}: {v}" for k, v in out["d_valid"][e].items()))

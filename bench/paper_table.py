@@ -30,10 +30,12 @@ VARIANT_DIRS = {"spider_syn": "spider_variants/spider_syn", "spider_realistic": 
 
 
 def dr_spider_sets() -> list[str]:
-    """The Dr.Spider sets that run on Spider's own databases and ship their questions."""
-    root = require_data(VARIANT_DIRS["dr_spider"])
-    return sorted(p.name for p in root.iterdir() if p.name.startswith(("NLQ_", "SQL_"))
-                  and (p / "questions_post_perturbation.json").is_file())
+    """The Dr.Spider sets that run on Spider's own databases (NLQ_*, SQL_*) and that the reader
+    loads (it leaves out sets that ship gold SQL only)."""
+    from exesql_ray.data.spider import load_dr_spider
+
+    ds = load_dr_spider(require_data(VARIANT_DIRS["dr_spider"]), None)
+    return sorted(s for s in ds.splits if s.startswith(("NLQ_", "SQL_")))
 
 
 def model_paths(cfg, names: list[str]) -> dict:

@@ -234,13 +234,10 @@ def mine_pairs(valid: list[dict], neg: list[dict], *, gold: dict[tuple, str] | N
             for k in order:
                 if kinds[k] and len(picked) < max_pairs_per_question:
                     r = kinds[k].pop()
-                    if not same_clauses:
-                        picked.append((r, chosen[len(picked) % len(chosen)]))
-                        continue
-                    n = clause_count(r["sql"] or "", dialect)
-                    alike = [c for c in chosen if shape[c] == n]
-                    if alike:
-                        picked.append((r, alike[len(picked) % len(alike)]))
+                    partners = ([c for c in chosen if shape[c] == clause_count(r["sql"] or "", dialect)]
+                                if same_clauses else chosen)
+                    if partners:
+                        picked.append((r, partners[len(picked) % len(partners)]))
         for r, c in picked:
             pairs.append({"prompt": q["prompt"], "chosen": c,
                           "rejected": _answer_text(r), "rejected_kind": r["outcome"],

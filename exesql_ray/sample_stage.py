@@ -217,7 +217,7 @@ def read_candidates(plan: SamplePlan, engine: str) -> list[dict]:
 
 def summarize_sampling(plan: SamplePlan, cfg: Config, seconds: float,
                        executor_actors: dict | None = None) -> SampleSummary:
-    """Counts from every shard on disk, pass@1 / pass@N per engine; writes D_Valid, D_Neg and the
+    """Counts from the plan's shards on disk, pass@1 / pass@N per engine; writes D_Valid, D_Neg and the
     DPO pairs per engine next to the shards, and summary.json."""
     summary = SampleSummary(iteration=plan.iteration, model=plan.model_path, n=plan.n, questions=plan.questions,
                             skipped_missing_db=plan.skipped_missing_db, seconds=round(seconds, 1), engines={},

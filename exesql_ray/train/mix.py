@@ -109,14 +109,7 @@ def build_arms(translations: dict[str, list[dict]], mix: str, engines: list[str]
         earlier = [{k: v for k, v in r.items() if k != "phase"} for r in arm.rows]
         _fill(arm, fresh, end - int(share * replay_share), count, rng, phase)
         _fill(arm, earlier, end, count, rng, phase)
-    # within a phase its new and replayed rows are shuffled together; the phases stay in order
-    rows = arm.rows
-    arm.rows = []
-    for phase in range(len(engines)):
-        part = [r for r in rows if r["phase"] == phase]
-        rng.shuffle(part)
-        arm.rows.extend(part)
-    return [arm]
+    return [arm]  # training shuffles each phase's rows and keeps the phases in order (phased_order)
 
 
 def hold_out_arm(translations: dict[str, list[dict]], held_out: str, engines: list[str],
